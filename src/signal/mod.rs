@@ -13,6 +13,8 @@
 //! * [`zarr`]: a Zarr v2 directory-store backend of those traits (metadata, small arrays).
 //! * [`zspy_data`]: the lazy data of `.zspy` signals ([`ZspyArraySource`], a chunk source
 //!   decoded with `zarrs`, and [`open_zspy_data`]).
+//! * [`model`]: [`Signal`] (a [`SignalTree`] with its data) and RosettaSciIO's default
+//!   data chunking ([`get_signal_chunks`]).
 //! * [`memory`]: an in-memory backend, for tests and for building trees before writing.
 //! * [`signal`](mod@signal): [`SignalTree`], the description of one stored signal, and
 //!   [`read_zspy_metadata`].
@@ -23,6 +25,7 @@ pub mod axes;
 pub mod hierarchy;
 pub mod json;
 pub mod memory;
+pub mod model;
 #[allow(clippy::module_inception)]
 pub mod signal;
 pub mod tree;
@@ -38,6 +41,7 @@ pub use hierarchy::{
     write_signal_metadata,
 };
 pub use memory::{MemFlavor, MemGroup};
+pub use model::{Signal, SignalData, get_signal_chunks};
 pub use signal::{DataDesc, SignalTree, read_zspy_file, read_zspy_metadata};
 pub use tree::{Array, ArrayDType, ArrayData, ArrayRef, Dict, SeqKind, StructField, Value};
 pub use zarr::{ZarrArrayMeta, ZarrDirGroup, ZarrDirWriter};
