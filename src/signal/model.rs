@@ -73,7 +73,7 @@ impl Signal {
     /// use lazyspy::LazyArray;
     /// use lazyspy::signal::Signal;
     ///
-    /// let data = LazyArray::from_array(ndarray::ArrayD::<f32>::zeros(vec![4, 8, 8]), &[1, 8, 8]);
+    /// let data = LazyArray::from_array(ndarray::ArrayD::<f32>::zeros(vec![4, 8, 8]), &[1, 8, 8]).unwrap();
     /// let s = Signal::from_lazy(data.into_dyn(), 2, "scan");
     /// assert_eq!(s.tree.signal_dimension(), 2);
     /// assert_eq!(s.tree.title(), Some("scan"));
