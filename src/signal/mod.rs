@@ -161,6 +161,25 @@ pub enum SignalError {
         /// The zip file.
         file: String,
     },
+    /// Computing or storing the data failed (a task error, the memory budget, a sink
+    /// error while writing chunks).
+    #[error("{file}: {source}")]
+    Compute {
+        /// The file or store being read or written.
+        file: String,
+        /// The engine's error (it names the node and chunk).
+        #[source]
+        source: crate::Error,
+    },
+    /// A storage operation of the atomic store failed (it names the operation and path).
+    #[error("{file}: {source}")]
+    Store {
+        /// The store being written.
+        file: String,
+        /// The store's error.
+        #[source]
+        source: crate::io::atomic::StoreError,
+    },
     /// A value that cannot be written (the reference writer fails on it too).
     #[error("{file}: cannot write '{key}': {msg}")]
     Write {
