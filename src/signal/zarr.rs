@@ -1,12 +1,15 @@
-//! A Zarr v2 directory-store backend of [`GroupRead`] / [`GroupWrite`] for metadata.
+//! A Zarr v2 backend of [`GroupRead`] / [`GroupWrite`] for metadata.
 //!
-//! Reading: `.zgroup`/`.zattrs`/`.zarray` JSON (bare `NaN`/`Infinity` accepted), children
-//! listed from the directory (only members with `.zgroup` or `.zarray` exist for zarr),
-//! and the values of small arrays: chunks that are uncompressed or stored *memcpyed*
-//! inside a Blosc frame (what numcodecs writes for small or incompressible chunks: every
-//! metadata array of the fixtures) are read, as are the `vlen-utf8`, `vlen-array` and
-//! `msgpack2` object codecs. A chunk that needs a real decompressor (Blosc with zstd/lz4/
-//! ..., zlib, gzip, zstd) makes the dataset a [`DatasetValue::Deferred`] reference.
+//! Reading ([`ZarrDirGroup`], directory and zip stores alike through [`ZarrStore`]):
+//! `.zgroup`/`.zattrs`/`.zarray` JSON (bare `NaN`/`Infinity` accepted), children listed
+//! from the store (only members with `.zgroup` or `.zarray` exist for zarr), and the
+//! values of whole arrays (metadata arrays, and signal data the engine cannot hold:
+//! ragged, structured, strings): chunks are decompressed with `zarrs`' codecs (Blosc with
+//! any inner codec and shuffle, zlib, gzip, zstd, none), then decoded by dtype or by the
+//! `vlen-utf8`, `vlen-array` and `msgpack2` object codecs. Missing chunks read as the fill
+//! value; `.` and `/` chunk keys are both found (spec §5.2). A compressor `zarrs` does not
+//! have, or `order: "F"`, makes the dataset a [`DatasetValue::Deferred`] reference;
+//! corrupt chunks are errors naming the file and the chunk key.
 //!
 //! Writing ([`ZarrDirWriter`]): groups, attributes (zarr-python's JSON layout) and small
 //! arrays, each chunk in a memcpyed Blosc frame recorded with HyperSpy's default
@@ -19,7 +22,13 @@ use std::sync::Arc;
 use crate::signal::hierarchy::{
     AttrWrite, DatasetInfo, DatasetValue, GroupRead, GroupWrite, NodeKind,
 };
+use zarrs::array::codec::api::{
+    BytesRepresentation, BytesToBytesCodecTraits, Codec, CodecOptions,
+};
+use zarrs::metadata::v2::MetadataV2;
+
 use crate::signal::json::{self, Json};
+use crate::signal::zarr_store::ZarrStore;
 use crate::signal::tree::{Array, ArrayDType, ArrayData, ArrayRef, Dict, StructField, Value};
 use crate::signal::{Location, Result, SignalError};
 
@@ -173,10 +182,13 @@ fn json_to_dict(j: &Json) -> Dict {
     }
 }
 
-/// A group of a Zarr v2 directory store (read side).
+/// A group of a Zarr v2 store (read side): a directory or a zip file
+/// ([`ZarrStore`], detected automatically).
 #[derive(Clone, Debug)]
 pub struct ZarrDirGroup {
-    at: GroupPath,
+    store: ZarrStore,
+    /// The group's path relative to the store root (`""` for the root).
+    rel: String,
 }
 
 /// Where a group lies: its store directory, the name used in messages, and the path of
@@ -237,6 +249,11 @@ fn read_json(loc: &Location, path: &Path, key: &str) -> Result<Option<Json>> {
             });
         }
     };
+    parse_json_doc(loc, text, key).map(Some)
+}
+
+/// Parses a JSON document (`.zgroup`, `.zattrs`, `.zarray`) read from `key`.
+fn parse_json_doc(loc: &Location, text: Vec<u8>, key: &str) -> Result<Json> {
     let text = String::from_utf8(text).map_err(|_| SignalError::Json {
         file: loc.file.clone(),
         key: key.into(),
@@ -244,7 +261,7 @@ fn read_json(loc: &Location, path: &Path, key: &str) -> Result<Option<Json>> {
         column: 0,
         msg: "not UTF-8".into(),
     })?;
-    json::parse(&text).map(Some).map_err(|e| SignalError::Json {
+    json::parse(&text).map_err(|e| SignalError::Json {
         file: loc.file.clone(),
         key: key.into(),
         line: e.line,
@@ -254,31 +271,37 @@ fn read_json(loc: &Location, path: &Path, key: &str) -> Result<Option<Json>> {
 }
 
 impl ZarrDirGroup {
-    /// Opens the root group of a directory store (it must hold a v2 `.zgroup`).
+    /// Opens the root group of the store at `path`, a directory or a zip file (it must
+    /// hold a v2 `.zgroup`).
     pub fn open(path: impl AsRef<Path>) -> Result<ZarrDirGroup> {
-        let path = path.as_ref();
+        Self::open_store(ZarrStore::open(path)?)
+    }
+
+    /// The root group of an opened store.
+    pub fn open_store(store: ZarrStore) -> Result<ZarrDirGroup> {
         let g = ZarrDirGroup {
-            at: GroupPath::root(path, path.display().to_string()),
+            store,
+            rel: String::new(),
         };
-        let loc = g.location();
-        match read_json(&loc, &path.join(".zgroup"), "/.zgroup")? {
+        let file = g.store.file().to_string();
+        match g.doc(".zgroup")? {
             Some(j) => {
                 if j.get("zarr_format").and_then(|v| v.as_usize()) != Some(2) {
                     return Err(SignalError::unsupported(
-                        &Location::new(loc.file.clone(), "/.zgroup"),
+                        &Location::new(file, "/.zgroup"),
                         format!("zarr_format is not 2 ({:?})", j.get("zarr_format")),
                     ));
                 }
             }
             None => {
-                if path.join("zarr.json").exists() {
+                if g.store.contains("zarr.json") {
                     return Err(SignalError::unsupported(
-                        &Location::new(loc.file.clone(), "/zarr.json"),
+                        &Location::new(file, "/zarr.json"),
                         "Zarr v3 stores are not supported (RosettaSciIO writes v2)",
                     ));
                 }
                 return Err(SignalError::missing(
-                    &Location::new(loc.file.clone(), "/.zgroup"),
+                    &Location::new(file, "/.zgroup"),
                     "Zarr group document",
                 ));
             }
@@ -286,8 +309,41 @@ impl ZarrDirGroup {
         Ok(g)
     }
 
-    fn dir(&self) -> PathBuf {
-        self.at.dir()
+    /// The store this group belongs to.
+    pub fn store(&self) -> &ZarrStore {
+        &self.store
+    }
+
+    /// The group at `path` (`/`-separated, relative to this group, e.g.
+    /// `Experiments/name`), if every step is a group.
+    pub fn subgroup(&self, path: &str) -> Result<Option<ZarrDirGroup>> {
+        let mut g = self.clone();
+        for seg in path.split('/').filter(|s| !s.is_empty()) {
+            match g.group(seg)? {
+                Some(c) => g = c,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(g))
+    }
+
+    /// The store key of the member `name` of this group.
+    fn key(&self, name: &str) -> String {
+        if self.rel.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.rel)
+        }
+    }
+
+    /// The JSON document `name` of this group (`None` when absent).
+    fn doc(&self, name: &str) -> Result<Option<Json>> {
+        let key = self.key(name);
+        let loc = self.location();
+        match self.store.get(&key)? {
+            None => Ok(None),
+            Some(text) => parse_json_doc(&loc, text, &format!("/{key}")).map(Some),
+        }
     }
 
     fn valid_name(name: &str) -> bool {
@@ -301,7 +357,7 @@ impl ZarrDirGroup {
         }
         let loc = self.location().child(name);
         let key = format!("{}/.zarray", loc.path);
-        let Some(j) = read_json(&loc, &self.dir().join(name).join(".zarray"), &key)? else {
+        let Some(j) = self.doc(&format!("{name}/.zarray"))? else {
             return Ok(None);
         };
         ZarrArrayMeta::from_json(&j)
@@ -312,13 +368,13 @@ impl ZarrDirGroup {
 
 impl GroupRead for ZarrDirGroup {
     fn location(&self) -> Location {
-        self.at.location()
+        Location::new(self.store.file(), format!("/{}", self.rel))
     }
 
     fn attrs(&self) -> Result<Vec<(String, Value)>> {
         let loc = self.location();
         let key = format!("{}/.zattrs", loc.path.trim_end_matches('/'));
-        match read_json(&loc, &self.dir().join(".zattrs"), &key)? {
+        match self.doc(".zattrs")? {
             None => Ok(vec![]),
             Some(Json::Object(m)) => Ok(m
                 .iter()
@@ -332,21 +388,15 @@ impl GroupRead for ZarrDirGroup {
     }
 
     fn children(&self) -> Result<Vec<(String, NodeKind)>> {
-        let dir = self.dir();
-        let rd = std::fs::read_dir(&dir).map_err(|e| SignalError::io(&self.location(), e))?;
         let mut out = Vec::new();
-        for entry in rd {
-            let entry = entry.map_err(|e| SignalError::io(&self.location(), e))?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
+        for name in self.store.list_dir(&self.rel)? {
             if name.starts_with('.') {
                 continue;
             }
-            let p = entry.path();
-            if p.join(".zgroup").is_file() {
+            let key = self.key(&name);
+            if self.store.contains(&format!("{key}/.zgroup")) {
                 out.push((name, NodeKind::Group));
-            } else if p.join(".zarray").is_file() {
+            } else if self.store.contains(&format!("{key}/.zarray")) {
                 out.push((name, NodeKind::Dataset));
             }
         }
@@ -355,11 +405,13 @@ impl GroupRead for ZarrDirGroup {
     }
 
     fn group(&self, name: &str) -> Result<Option<Self>> {
-        if !Self::valid_name(name) || !self.dir().join(name).join(".zgroup").is_file() {
+        if !Self::valid_name(name) || !self.store.contains(&self.key(&format!("{name}/.zgroup")))
+        {
             return Ok(None);
         }
         Ok(Some(ZarrDirGroup {
-            at: self.at.child(name),
+            store: self.store.clone(),
+            rel: self.key(name),
         }))
     }
 
@@ -377,7 +429,7 @@ impl GroupRead for ZarrDirGroup {
         let meta = self
             .array_meta(name)?
             .ok_or_else(|| SignalError::missing(&loc, "array"))?;
-        read_zarr_array(&self.dir().join(name), &loc, &meta)
+        read_zarr_array(&self.store, &self.key(name), &loc, &meta)
     }
 }
 
@@ -403,31 +455,40 @@ fn deferred(loc: &Location, meta: &ZarrArrayMeta, reason: String) -> DatasetValu
     })
 }
 
-/// The bytes inside a Blosc frame when it is memcpyed; `Err(reason)` when it needs a
-/// decompressor.
-fn blosc_memcpyed(frame: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    if frame.len() < 16 {
-        return Err("Blosc frame shorter than its header".into());
+/// The compressor of an array, built once per array with `zarrs` (Blosc with every
+/// inner codec and shuffle mode, zlib, gzip, zstd, ...).
+struct Decompressor(Option<Arc<dyn BytesToBytesCodecTraits>>);
+
+impl Decompressor {
+    /// `Err(reason)` when `zarrs` has no such codec (or the configuration is invalid).
+    fn new(meta: &ZarrArrayMeta) -> std::result::Result<Decompressor, String> {
+        let Some(c) = &meta.compressor else {
+            return Ok(Decompressor(None));
+        };
+        let text = json::to_zarr_string(c);
+        let v2: MetadataV2 = serde_json::from_str(&text)
+            .map_err(|e| format!("invalid compressor configuration {text}: {e}"))?;
+        match Codec::from_metadata(&v2) {
+            Ok(Codec::BytesToBytes(codec)) => Ok(Decompressor(Some(codec))),
+            Ok(_) => Err(format!("compressor '{}' is not a bytes codec", v2.id())),
+            Err(e) => Err(format!("compressor '{}' not available: {e}", v2.id())),
+        }
     }
-    let flags = frame[2];
-    let nbytes = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes")) as usize;
-    if flags & 0x02 != 0 {
-        return frame
-            .get(16..16 + nbytes)
-            .map(|b| b.to_vec())
-            .ok_or_else(|| "truncated memcpyed Blosc frame".into());
+
+    /// Decompresses one chunk (`Err` for corrupt data).
+    fn decode(&self, bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+        match &self.0 {
+            None => Ok(bytes),
+            Some(codec) => codec
+                .decode(
+                    std::borrow::Cow::Owned(bytes),
+                    &BytesRepresentation::UnboundedSize,
+                    &CodecOptions::default(),
+                )
+                .map(|b| b.into_owned())
+                .map_err(|e| format!("cannot decompress: {e}")),
+        }
     }
-    let codec = match flags >> 5 {
-        0 => "blosclz",
-        1 => "lz4",
-        2 => "snappy",
-        3 => "zlib",
-        4 => "zstd",
-        _ => "unknown",
-    };
-    Err(format!(
-        "chunk compressed with Blosc/{codec}: codec not available in this layer"
-    ))
 }
 
 fn le_u32(b: &[u8], at: usize) -> Option<usize> {
@@ -592,24 +653,11 @@ fn decode_msgpack2(b: &[u8], chunk_shape: &[usize]) -> std::result::Result<Vec<A
 
 fn decode_chunk(
     meta: &ZarrArrayMeta,
+    codec: &Decompressor,
     bytes: Vec<u8>,
 ) -> std::result::Result<std::result::Result<Decoded, String>, String> {
     // Outer Err: corrupt chunk. Inner Err: a codec this layer does not have.
-    let raw = match &meta.compressor {
-        None => bytes,
-        Some(c) => match c.get("id").and_then(|i| i.as_str()) {
-            Some("blosc") => match blosc_memcpyed(&bytes) {
-                Ok(b) => b,
-                Err(reason) => return Ok(Err(reason)),
-            },
-            Some(other) => {
-                return Ok(Err(format!(
-                    "compressor '{other}' not available in this layer"
-                )));
-            }
-            None => return Err("compressor without an id".into()),
-        },
-    };
+    let raw = codec.decode(bytes)?;
     let chunk_len: usize = meta.chunks.iter().product();
     if let Some(filter) = meta.filters.first() {
         let id = filter.get("id").and_then(|i| i.as_str()).unwrap_or("");
@@ -631,9 +679,9 @@ fn decode_chunk(
         .dtype
         .itemsize()
         .ok_or("variable-size dtype without an object codec")?;
-    if raw.len() < chunk_len * size {
+    if raw.len() != chunk_len * size {
         return Err(format!(
-            "chunk holds {} bytes, expected {}",
+            "wrong chunk size: the chunk holds {} bytes, expected {}",
             raw.len(),
             chunk_len * size
         ));
@@ -779,7 +827,12 @@ fn for_each_in_chunk(
     }
 }
 
-fn read_zarr_array(dir: &Path, loc: &Location, meta: &ZarrArrayMeta) -> Result<DatasetValue> {
+fn read_zarr_array(
+    store: &ZarrStore,
+    array_key: &str,
+    loc: &Location,
+    meta: &ZarrArrayMeta,
+) -> Result<DatasetValue> {
     if meta.order != "C" {
         return Ok(deferred(
             loc,
@@ -787,6 +840,10 @@ fn read_zarr_array(dir: &Path, loc: &Location, meta: &ZarrArrayMeta) -> Result<D
             format!("order '{}' not supported", meta.order),
         ));
     }
+    let codec = match Decompressor::new(meta) {
+        Ok(c) => c,
+        Err(reason) => return Ok(deferred(loc, meta, reason)),
+    };
     let n: usize = meta.shape.iter().product();
     let nd = meta.shape.len();
     let grid: Vec<usize> = meta
@@ -831,27 +888,28 @@ fn read_zarr_array(dir: &Path, loc: &Location, meta: &ZarrArrayMeta) -> Result<D
                 .collect::<Vec<_>>()
                 .join(&meta.dimension_separator)
         };
-        let mut path = dir.join(&key);
-        if !path.is_file() && nd > 1 {
+        let mut chunk_key = format!("{array_key}/{key}");
+        if nd > 1 && !store.contains(&chunk_key) {
             // Robustness (spec §5.2): old zarr did not record the separator.
             let other = if meta.dimension_separator == "/" {
                 "."
             } else {
                 "/"
             };
-            let alt = dir.join(
+            let alt = format!(
+                "{array_key}/{}",
                 cidx.iter()
                     .map(|i| i.to_string())
                     .collect::<Vec<_>>()
-                    .join(other),
+                    .join(other)
             );
-            if alt.is_file() {
-                path = alt;
+            if store.contains(&alt) {
+                chunk_key = alt;
             }
         }
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let bytes = match store.get(&chunk_key)? {
+            Some(b) => b,
+            None => {
                 if is_object {
                     return Ok(deferred(
                         loc,
@@ -861,10 +919,9 @@ fn read_zarr_array(dir: &Path, loc: &Location, meta: &ZarrArrayMeta) -> Result<D
                 }
                 continue; // fill value
             }
-            Err(e) => return Err(SignalError::io(&loc.child(&key), e)),
         };
-        let decoded =
-            decode_chunk(meta, bytes).map_err(|e| SignalError::invalid(&loc.child(&key), e))?;
+        let decoded = decode_chunk(meta, &codec, bytes)
+            .map_err(|e| SignalError::invalid(&loc.child(&key), e))?;
         let decoded = match decoded {
             Ok(d) => d,
             Err(reason) => return Ok(deferred(loc, meta, reason)),
