@@ -30,6 +30,7 @@ pub mod model;
 pub mod signal;
 pub mod tree;
 pub mod zarr;
+pub mod zarr_write;
 pub mod zspy_data;
 
 use std::fmt;
@@ -44,7 +45,8 @@ pub use memory::{MemFlavor, MemGroup};
 pub use model::{Signal, SignalData, get_signal_chunks};
 pub use signal::{DataDesc, SignalTree, read_zspy_file, read_zspy_metadata};
 pub use tree::{Array, ArrayDType, ArrayData, ArrayRef, Dict, SeqKind, StructField, Value};
-pub use zarr::{ZarrArrayMeta, ZarrDirGroup, ZarrDirWriter};
+pub use zarr::{ZarrArrayMeta, ZarrDirGroup};
+pub use zarr_write::{DirKeys, MemKeys, ZarrDirWriter, ZarrKeys};
 pub use zspy_data::{ZspyArraySource, open_zspy_data, open_zspy_signal};
 
 /// Where something is: a file (or store) and a path (key) inside it.
