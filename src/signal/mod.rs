@@ -17,6 +17,8 @@
 //!   decoded with `zarrs`; [`open_zspy`], every signal of a file with its data).
 //! * [`model`]: [`Signal`] (a [`SignalTree`] with its data) and RosettaSciIO's default
 //!   data chunking ([`get_signal_chunks`]).
+//! * [`zspy_write`] / [`zspy_zip`]: the streaming `.zspy` writer (directory and zip
+//!   stores) over the atomic store.
 //! * [`memory`]: an in-memory backend, for tests and for building trees before writing.
 //! * [`signal`](mod@signal): [`SignalTree`], the description of one stored signal, and
 //!   [`read_zspy_metadata`].
@@ -33,8 +35,11 @@ pub mod signal;
 pub mod tree;
 pub mod zarr;
 pub mod zarr_store;
+pub mod zarr_write;
 pub mod zip;
 pub mod zspy_data;
+pub mod zspy_write;
+pub mod zspy_zip;
 
 use std::fmt;
 
@@ -48,9 +53,11 @@ pub use memory::{MemFlavor, MemGroup};
 pub use model::{Signal, SignalData, get_signal_chunks};
 pub use signal::{DataDesc, SignalTree, read_zspy_file, read_zspy_metadata, read_zspy_store};
 pub use tree::{Array, ArrayDType, ArrayData, ArrayRef, Dict, SeqKind, StructField, Value};
-pub use zarr::{ZarrArrayMeta, ZarrDirGroup, ZarrDirWriter};
+pub use zarr::{ZarrArrayMeta, ZarrDirGroup};
 pub use zarr_store::ZarrStore;
+pub use zarr_write::{DirKeys, MemKeys, ZarrDirWriter, ZarrKeys};
 pub use zspy_data::{ZspyArraySource, open_zspy, open_zspy_data, open_zspy_signal};
+pub use zspy_write::{ZspyCompressor, ZspyWriteOptions, ZspyWriteReport, write_zspy};
 
 /// Where something is: a file (or store) and a path (key) inside it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -31,6 +31,8 @@ use zarrs::array::{
     Array, ArrayCreateError, ArrayMetadata, ArraySubset, DataType, ElementOwned,
 };
 use zarrs::metadata::v2::ArrayMetadataV2;
+use zarrs::storage::byte_range::ByteRangeIterator;
+use zarrs::storage::{MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey};
 
 use super::hierarchy::{DatasetValue, GroupRead, read_array};
 use super::model::{Signal, SignalData};
@@ -45,11 +47,46 @@ use crate::graph::DynLazyArray;
 use crate::grid::{ChunkGrid, Region};
 use crate::io::ChunkSource;
 
-/// One Zarr v2 array of a directory store, read chunk by chunk with `zarrs`.
+/// The keys of one array of a store, seen by `zarrs` as a store whose root is the array
+/// (zarrs rejects node paths with a `__` segment, e.g. `/Experiments/__unnamed__/data`,
+/// which are reserved in Zarr v3 but common in HyperSpy files).
+#[derive(Debug)]
+struct ArrayStore {
+    store: ZarrStore,
+    /// The array's key prefix, with a trailing `/`.
+    prefix: String,
+}
+
+impl ArrayStore {
+    fn key(&self, key: &StoreKey) -> std::result::Result<StoreKey, StorageError> {
+        StoreKey::new(format!("{}{}", self.prefix, key.as_str()))
+            .map_err(|e| StorageError::Other(e.to_string()))
+    }
+}
+
+impl ReadableStorageTraits for ArrayStore {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> std::result::Result<MaybeBytesIterator<'a>, StorageError> {
+        self.store.get_partial_many(&self.key(key)?, byte_ranges)
+    }
+
+    fn size_key(&self, key: &StoreKey) -> std::result::Result<Option<u64>, StorageError> {
+        self.store.size_key(&self.key(key)?)
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        self.store.supports_get_partial()
+    }
+}
+
+/// One Zarr v2 array of a store (directory or zip), read chunk by chunk with `zarrs`.
 ///
 /// Thread-safe: the executor may read different chunks from several threads at once.
 pub struct ZspyArraySource {
-    array: Array<ZarrStore>,
+    array: Array<ArrayStore>,
     file: String,
     array_path: String,
     dtype: DType,
@@ -194,8 +231,11 @@ impl ZspyArraySource {
         let v2: ArrayMetadataV2 = serde_json::from_value(value)
             .map_err(|e| invalid(&zarray_key, format!("invalid array metadata: {e}")))?;
         let array = Array::new_with_metadata(
-            Arc::new(store.clone()),
-            &array_path,
+            Arc::new(ArrayStore {
+                store: store.clone(),
+                prefix: format!("{rel}/"),
+            }),
+            "/",
             ArrayMetadata::V2(v2),
         )
         .map_err(|e| match e {
@@ -263,12 +303,16 @@ impl ZspyArraySource {
     /// The store key of a chunk (e.g. `Experiments/name/data/0/1`).
     pub fn chunk_key(&self, index: &[usize]) -> String {
         let idx: Vec<u64> = index.iter().map(|&i| i as u64).collect();
-        self.array.chunk_key(&idx).to_string()
+        format!(
+            "{}/{}",
+            self.array_path.trim_matches('/'),
+            self.array.chunk_key(&idx)
+        )
     }
 
     fn retrieve(&self, subset: &ArraySubset) -> std::result::Result<DynArray, String> {
         fn typed<T: Element + ElementOwned>(
-            a: &Array<ZarrStore>,
+            a: &Array<ArrayStore>,
             s: &ArraySubset,
         ) -> std::result::Result<DynArray, String> {
             a.retrieve_array_subset::<ArrayD<T>>(s)
@@ -354,7 +398,7 @@ impl ChunkSource for ZspyArraySource {
             return Ok(DynArray::zeros(self.dtype, &region.shape()));
         }
         let idx: Vec<u64> = index.iter().map(|&i| i as u64).collect();
-        let key = || format!("/{}", self.array.chunk_key(&idx));
+        let key = || format!("/{}", self.chunk_key(index));
         let subset = self.array.chunk_subset_bounded(&idx).map_err(|e| {
             Box::new(SignalError::Invalid {
                 file: self.file.clone(),
