@@ -488,9 +488,15 @@ fn legacy_zspy(folder: &str) -> Option<Vec<PathBuf>> {
     let dir = shared_fixtures().join(folder);
     if !dir.is_dir() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but the legacy fixtures {} are missing", dir.display());
+            panic!(
+                "CI=true but the legacy fixtures {} are missing",
+                dir.display()
+            );
         }
-        eprintln!("SKIP: {} not found: legacy .zspy stores not checked", dir.display());
+        eprintln!(
+            "SKIP: {} not found: legacy .zspy stores not checked",
+            dir.display()
+        );
         return None;
     }
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -535,7 +541,10 @@ fn every_zspy_fixture_matches_its_sidecar() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // 22 directory stores and the zip store.
     assert_eq!(checked, 23, "fixtures checked");
-    assert!(fixtures.iter().any(|p| p.is_file()), "the zip store is checked");
+    assert!(
+        fixtures.iter().any(|p| p.is_file()),
+        "the zip store is checked"
+    );
     // Every metadata array is read, whatever its compressor.
     assert!(deferred.is_empty(), "{deferred:#?}");
 }
@@ -582,8 +591,16 @@ fn comparison_catches_a_wrong_value() {
 
 #[test]
 fn zip_stores_read_their_last_duplicate_entries() {
-    let mut zips: Vec<PathBuf> = zspy_fixtures().into_iter().filter(|p| p.is_file()).collect();
-    zips.extend(legacy_zspy("rsciio-legacy").unwrap_or_default().into_iter().filter(|p| p.is_file()));
+    let mut zips: Vec<PathBuf> = zspy_fixtures()
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+    zips.extend(
+        legacy_zspy("rsciio-legacy")
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.is_file()),
+    );
     assert!(!zips.is_empty());
     for p in zips {
         let (exp, _) = sidecar(&p);
@@ -610,12 +627,17 @@ fn zip_stores_read_their_last_duplicate_entries() {
             .find(|(i, e)| {
                 zip.entries()[..*i].iter().any(|f| f.name == e.name)
                     && zip.read_entry(e).unwrap()
-                        != zip.read_entry(zip.entries().iter().find(|f| f.name == e.name).unwrap()).unwrap()
+                        != zip
+                            .read_entry(zip.entries().iter().find(|f| f.name == e.name).unwrap())
+                            .unwrap()
             })
             .map(|(_, e)| e.name.clone());
         if let Some(name) = dup {
             let last = zip.entries().iter().rev().find(|e| e.name == name).unwrap();
-            assert_eq!(store.get(&name).unwrap().unwrap(), zip.read_entry(last).unwrap());
+            assert_eq!(
+                store.get(&name).unwrap().unwrap(),
+                zip.read_entry(last).unwrap()
+            );
         }
         read_zspy_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     }

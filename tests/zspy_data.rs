@@ -46,9 +46,15 @@ fn legacy_zspy(folder: &str) -> Option<Vec<PathBuf>> {
     let dir = shared_fixtures().join(folder);
     if !dir.is_dir() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but the legacy fixtures {} are missing", dir.display());
+            panic!(
+                "CI=true but the legacy fixtures {} are missing",
+                dir.display()
+            );
         }
-        eprintln!("SKIP: {} not found: legacy .zspy data not checked", dir.display());
+        eprintln!(
+            "SKIP: {} not found: legacy .zspy data not checked",
+            dir.display()
+        );
         return None;
     }
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -214,7 +220,11 @@ fn check_in_memory(name: &str, a: &Array, exp: &J) -> Vec<String> {
         };
         let exp_cells = r["cells"].as_array().unwrap();
         if cells.len() != exp_cells.len() {
-            return vec![format!("{name}: {} cells != {}", cells.len(), exp_cells.len())];
+            return vec![format!(
+                "{name}: {} cells != {}",
+                cells.len(),
+                exp_cells.len()
+            )];
         }
         let mut concat = Vec::new();
         for (i, (c, e)) in cells.iter().zip(exp_cells).enumerate() {
@@ -366,12 +376,18 @@ fn open_zspy_data_leaves_out_what_is_not_numeric() {
             // Ragged, structured: a clear error naming the file and the array.
             let err = open_zspy_signal(&p, s).unwrap_err();
             let msg = err.to_string();
-            assert!(matches!(err, SignalError::Unsupported { .. }), "{name}: {msg}");
+            assert!(
+                matches!(err, SignalError::Unsupported { .. }),
+                "{name}: {msg}"
+            );
             assert!(msg.contains(&format!("{}/data", s.group_path)), "{msg}");
             assert!(msg.contains(&name), "{msg}");
             let key = format!("{}/data", s.group_path);
             let err = ZspyArraySource::open(&p, &key).unwrap_err();
-            assert!(matches!(err, SignalError::Unsupported { .. }), "{name}: {err}");
+            assert!(
+                matches!(err, SignalError::Unsupported { .. }),
+                "{name}: {err}"
+            );
             assert!(err.to_string().contains(&name), "{err}");
         }
     }

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
+use crate::signal::Result;
 use crate::signal::axes::Axis;
 use crate::signal::hierarchy::{HierarchicalFile, read_hierarchical};
 use crate::signal::tree::{ArrayDType, Dict, Value};
-use crate::signal::Result;
 use crate::signal::zarr::ZarrDirGroup;
 use crate::signal::zarr_store::ZarrStore;
 

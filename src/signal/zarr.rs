@@ -16,17 +16,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use zarrs::array::codec::api::{
-    BytesRepresentation, BytesToBytesCodecTraits, Codec, CodecOptions,
-};
+use zarrs::array::codec::api::{BytesRepresentation, BytesToBytesCodecTraits, Codec, CodecOptions};
 use zarrs::convert::codec_metadata_v2_to_v3;
 use zarrs::metadata::v2::{ArrayMetadataV2Order, MetadataV2};
 use zarrs::metadata::v3::MetadataV3;
 
 use crate::signal::hierarchy::{DatasetInfo, DatasetValue, GroupRead, NodeKind};
 use crate::signal::json::{self, Json};
-use crate::signal::zarr_store::ZarrStore;
 use crate::signal::tree::{Array, ArrayDType, ArrayData, ArrayRef, Dict, StructField, Value};
+use crate::signal::zarr_store::ZarrStore;
 use crate::signal::{Location, Result, SignalError};
 
 /// The parsed `.zarray` of an array.
@@ -341,8 +339,7 @@ impl GroupRead for ZarrDirGroup {
     }
 
     fn group(&self, name: &str) -> Result<Option<Self>> {
-        if !Self::valid_name(name) || !self.store.contains(&self.key(&format!("{name}/.zgroup")))
-        {
+        if !Self::valid_name(name) || !self.store.contains(&self.key(&format!("{name}/.zgroup"))) {
             return Ok(None);
         }
         Ok(Some(ZarrDirGroup {

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use zarrs::storage::byte_range::{ByteRangeIterator, InvalidByteRangeError};
-use zarrs::storage::{
-    Bytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey,
-};
+use zarrs::storage::{Bytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey};
 
 use crate::io::atomic::INCOMPLETE_MARKER;
 use crate::signal::zip::{ZipArchive, ZipError};

@@ -365,8 +365,7 @@ impl ZipArchive {
             return Err(ZipError::Unsupported(format!("'{}' is encrypted", e.name)));
         }
         let mut local = [0u8; 30];
-        if e
-            .header_offset
+        if e.header_offset
             .checked_add(30)
             .is_none_or(|end| end > self.file_len)
         {
@@ -472,7 +471,11 @@ mod tests {
         let p = dir.path().join("d.zip");
         std::fs::write(
             &p,
-            build(&[("a/.zattrs", b"first"), ("a/b/0", b"x"), ("a/.zattrs", b"second")]),
+            build(&[
+                ("a/.zattrs", b"first"),
+                ("a/b/0", b"x"),
+                ("a/.zattrs", b"second"),
+            ]),
         )
         .unwrap();
         let z = ZipArchive::open(&p).unwrap();

@@ -27,9 +27,7 @@ use zarrs::array::data_type::{
     ComplexFloat64DataType, Float32DataType, Float64DataType, Int8DataType, Int16DataType,
     Int32DataType, Int64DataType, UInt8DataType, UInt16DataType, UInt32DataType, UInt64DataType,
 };
-use zarrs::array::{
-    Array, ArrayCreateError, ArrayMetadata, ArraySubset, DataType, ElementOwned,
-};
+use zarrs::array::{Array, ArrayCreateError, ArrayMetadata, ArraySubset, DataType, ElementOwned};
 use zarrs::metadata::v2::ArrayMetadataV2;
 use zarrs::storage::byte_range::ByteRangeIterator;
 use zarrs::storage::{MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey};
