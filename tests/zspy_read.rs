@@ -662,3 +662,50 @@ fn axes_that_disagree_with_the_data_shape_are_an_error() {
         assert!(msg.contains("data/.zarray"), "{msg}");
     }
 }
+
+#[test]
+fn corrupt_zip_stores_are_errors_never_panics() {
+    let good = std::fs::read(fixtures_dir().join("zip_store.zspy")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("zip_store.zspy");
+    let mut rng = Lcg(3);
+    let n = good.len();
+    // The central directory and end record (the last ~4 KiB), every byte; elsewhere a
+    // sample; and truncations.
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in n.saturating_sub(4096)..n {
+        let mut b = good.clone();
+        b[i] ^= 0x5A;
+        cases.push((format!("byte {i} flipped"), b));
+    }
+    for _ in 0..300 {
+        let i = (rng.next() as usize) % n;
+        let mut b = good.clone();
+        b[i] = rng.next() as u8;
+        cases.push((format!("byte {i} changed"), b));
+    }
+    for cut in [0, 3, 21, 22, 100, n / 2, n - 22, n - 1] {
+        cases.push((format!("truncated to {cut}"), good[..cut].to_vec()));
+    }
+    let mut errors = 0;
+    for (what, bytes) in cases {
+        std::fs::write(&p, &bytes).unwrap();
+        let result = open_zspy(&p).and_then(|signals| {
+            for s in signals {
+                if let SignalData::Lazy(l) = s.data {
+                    l.compute_with(&exec()).map_err(|e| SignalError::Compute {
+                        file: "zip_store.zspy".into(),
+                        source: e,
+                    })?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            errors += 1;
+            let msg = e.to_string();
+            assert!(msg.contains("zip_store.zspy"), "{what}: {msg}");
+        }
+    }
+    assert!(errors > 100, "only {errors} corruptions detected");
+}

@@ -171,8 +171,11 @@ impl ZipArchive {
         let tail_start = file_len - tail_len;
         let mut tail = vec![0u8; tail_len as usize];
         read_exact_at(&file, &mut tail, tail_start)?;
+        if tail.len() < 22 {
+            return corrupt("too short for a zip file");
+        }
         let mut eocd_at = None;
-        let mut i = tail.len().saturating_sub(22) as isize;
+        let mut i = (tail.len() - 22) as isize;
         while i >= 0 {
             let p = i as usize;
             if tail[p..p + 4] == *b"PK\x05\x06" {
