@@ -51,8 +51,10 @@ pub use signal::{DataDesc, SignalTree, read_zspy_file, read_zspy_metadata};
 pub use tree::{Array, ArrayDType, ArrayData, ArrayRef, Dict, SeqKind, StructField, Value};
 pub use zarr::{ZarrArrayMeta, ZarrDirGroup};
 pub use zarr_write::{DirKeys, MemKeys, ZarrDirWriter, ZarrKeys};
-pub use zspy_write::{ZspyCompressor, ZspyWriteOptions, ZspyWriteReport, write_zspy};
 pub use zspy_data::{ZspyArraySource, open_zspy_data, open_zspy_signal};
+pub use zspy_write::{
+    ZspyCompressor, ZspyWriteOptions, ZspyWriteReport, write_zspy, write_zspy_signals,
+};
 
 /// Where something is: a file (or store) and a path (key) inside it.
 #[derive(Clone, Debug, PartialEq, Eq)]
