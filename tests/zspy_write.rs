@@ -334,7 +334,7 @@ fn libc_ebusy() -> i32 {
 }
 
 fn denied() -> io::Error {
-    io::Error::new(io::ErrorKind::Other, "disk on fire")
+    io::Error::other("disk on fire")
 }
 
 fn temporaries(root: &Path) -> Vec<String> {

@@ -595,7 +595,7 @@ fn is_metadata_key(key: &str) -> bool {
 fn commit_documents(
     store: &AtomicDirStore,
     file: &str,
-    docs: &[(String, Option<Vec<u8>>)],
+    docs: &[crate::signal::zarr_write::KeyChange],
 ) -> Result<usize> {
     docs.par_iter().try_for_each(|(k, v)| -> Result<()> {
         match v {
