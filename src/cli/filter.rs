@@ -128,7 +128,7 @@ fn gaussian_signal(s: &Signal, args: &GaussianArgs, path: &str) -> Result<Signal
     };
     s.clone()
         .with_data(filtered)
-        .map_err(|msg| CliError::Usage(msg))
+        .map_err(CliError::Usage)
 }
 
 /// Runs `lazyspy filter`.
