@@ -266,8 +266,25 @@ fn an_existing_destination_needs_overwrite() {
         },
         &exec(),
     )
+    .unwrap();
+    assert_eq!(
+        err.chunks_written, 0,
+        "resuming a complete store of the same job does nothing"
+    );
+    assert_eq!(err.chunks_skipped, 3);
+    assert_eq!(files(&path), before);
+    let err = write_zspy(
+        &path,
+        &signal,
+        &ZspyWriteOptions {
+            resume: true,
+            chunks: Some(vec![3, 5]),
+            ..ZspyWriteOptions::default()
+        },
+        &exec(),
+    )
     .unwrap_err();
-    assert!(err.to_string().contains("complete"), "{err}");
+    assert!(err.to_string().contains("other arrays"), "{err}");
     let other = Signal::from_lazy(lazy_of(DType::F64, &[2, 2], &[1, 2]), 1, "o");
     write_zspy(
         &path,

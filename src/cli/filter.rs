@@ -126,9 +126,7 @@ fn gaussian_signal(s: &Signal, args: &GaussianArgs, path: &str) -> Result<Signal
         let typed: LazyArray<f32> = data.cast();
         lazy_gaussian(&typed, &params).map_err(compute)?.into_dyn()
     };
-    s.clone()
-        .with_data(filtered)
-        .map_err(CliError::Usage)
+    s.clone().with_data(filtered).map_err(CliError::Usage)
 }
 
 /// Runs `lazyspy filter`.

@@ -394,10 +394,14 @@ pub fn write_zspy_signals(
 
     // 1. The destination.
     let mut resuming = false;
-    let empty_dir = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+    // Only lazyspy temporaries (a write killed before its marker landed): as good as empty.
+    let empty_dir = std::fs::read_dir(path).is_ok_and(|d| {
+        d.flatten()
+            .all(|e| crate::io::atomic::temp_name::is_temp_name(&e.file_name().to_string_lossy()))
+    });
     if empty_dir {
-        // An empty directory (made by the user, or left by a write that failed before its
-        // first key) is as good as no destination.
+        // An empty directory (made by the user, or left by a write that failed or was
+        // killed before its first key) is as good as no destination.
     } else if let Ok(md) = std::fs::symlink_metadata(path) {
         let marker = path.join(INCOMPLETE_MARKER);
         if opts.resume && md.is_dir() && marker.exists() {
@@ -413,12 +417,16 @@ pub fn write_zspy_signals(
             resuming = true;
         } else if opts.overwrite {
             remove_path(path).map_err(io_err(&file, "/"))?;
-        } else if opts.resume && md.is_dir() {
+        } else if opts.resume && md.is_dir() && path.join(".zgroup").is_file() {
+            // A complete store: done already if it holds this job's arrays.
+            if let Some(report) = already_complete(path, signals, &layouts) {
+                return Ok(report);
+            }
             return Err(write_err(
                 &file,
                 "/",
-                "the store exists and is complete (no unfinished write to resume); use \
-                 --overwrite to replace it",
+                "the store exists and is complete, with other arrays than this job's \
+                 (nothing to resume); use --overwrite to replace it",
             ));
         } else {
             return Err(write_err(
@@ -511,6 +519,36 @@ pub fn write_zspy_signals(
     store.mark_complete().map_err(store_err(&file))?;
     out.documents += 2;
     Ok(out)
+}
+
+/// When `path` is a complete store whose data arrays are exactly those this job plans
+/// (same `.zarray` documents, every chunk present), the report of a write with nothing left
+/// to do.
+fn already_complete(
+    path: &Path,
+    signals: &[Signal],
+    layouts: &[Option<DataLayout>],
+) -> Option<ZspyWriteReport> {
+    let mut out = ZspyWriteReport::default();
+    for (signal, layout) in signals.iter().zip(layouts) {
+        let layout = layout.as_ref()?;
+        let data_key = format!("{}/data", signal_group_key(signal));
+        let found = std::fs::read(path.join(&data_key).join(".zarray")).ok()?;
+        if found != json::to_zarr_string(&layout.zarray).into_bytes() {
+            return None;
+        }
+        let grid = ChunkGrid::regular(&layout.shape, &layout.chunks).ok()?;
+        for index in grid.indices() {
+            if !path.join(chunk_key(&data_key, &index)).is_file() {
+                return None;
+            }
+            out.chunks_skipped += 1;
+        }
+        if out.chunks.is_empty() {
+            out.chunks = layout.chunks.clone();
+        }
+    }
+    Some(out)
 }
 
 fn merge_stats(a: ExecStats, b: ExecStats) -> ExecStats {
