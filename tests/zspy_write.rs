@@ -148,7 +148,8 @@ fn defaults_match_rosettasciio_and_metadata_is_consolidated() {
     let signal = Signal::from_lazy(data, 1, "");
     let report = write_zspy(&path, &signal, &ZspyWriteOptions::default(), &exec()).unwrap();
     assert_eq!(report.chunks, vec![2, 6, 32], "lazy data keeps its chunks");
-    let zarray = std::fs::read_to_string(path.join("Experiments/__unnamed__/data/.zarray")).unwrap();
+    let zarray =
+        std::fs::read_to_string(path.join("Experiments/__unnamed__/data/.zarray")).unwrap();
     assert_eq!(
         zarray,
         "{\n    \"chunks\": [\n        2,\n        6,\n        32\n    ],\n    \"compressor\": {\n        \"blocksize\": 0,\n        \"clevel\": 1,\n        \"cname\": \"zstd\",\n        \"id\": \"blosc\",\n        \"shuffle\": 1\n    },\n    \"dimension_separator\": \"/\",\n    \"dtype\": \"<f4\",\n    \"fill_value\": 0.0,\n    \"filters\": null,\n    \"order\": \"C\",\n    \"shape\": [\n        4,\n        6,\n        32\n    ],\n    \"zarr_format\": 2\n}"
@@ -159,8 +160,7 @@ fn defaults_match_rosettasciio_and_metadata_is_consolidated() {
     assert_eq!(root_attrs["file_format_version"], "3.3");
     // .zmetadata holds exactly the metadata documents on disk, parsed equal.
     let on_disk = files(&path);
-    let zmeta: serde_json::Value =
-        serde_json::from_slice(&on_disk[".zmetadata"]).unwrap();
+    let zmeta: serde_json::Value = serde_json::from_slice(&on_disk[".zmetadata"]).unwrap();
     assert_eq!(zmeta["zarr_consolidated_format"], 1);
     let consolidated = zmeta["metadata"].as_object().unwrap();
     let docs: Vec<&String> = on_disk
@@ -176,8 +176,16 @@ fn defaults_match_rosettasciio_and_metadata_is_consolidated() {
         assert_eq!(consolidated[k.as_str()], file, "{k}");
     }
     // No `_zarrs` attribute, no temporaries, no marker.
-    assert!(!on_disk.values().any(|v| v.windows(7).any(|w| w == b"\"_zarrs")));
-    assert!(!on_disk.keys().any(|k| k.contains("lazyspy-tmp") || k == INCOMPLETE_MARKER));
+    assert!(
+        !on_disk
+            .values()
+            .any(|v| v.windows(7).any(|w| w == b"\"_zarrs"))
+    );
+    assert!(
+        !on_disk
+            .keys()
+            .any(|k| k.contains("lazyspy-tmp") || k == INCOMPLETE_MARKER)
+    );
 }
 
 #[test]
@@ -225,7 +233,12 @@ fn every_directory_fixture_rewritten_keeps_its_tree_and_data() {
         let (a, b) = (&signal.tree, &back[0].0.tree);
         assert_eq!(a.axes, b.axes, "{}", fixture.display());
         assert_eq!(a.metadata, b.metadata, "{}", fixture.display());
-        assert_eq!(a.original_metadata, b.original_metadata, "{}", fixture.display());
+        assert_eq!(
+            a.original_metadata,
+            b.original_metadata,
+            "{}",
+            fixture.display()
+        );
         assert_eq!(a.attributes, b.attributes, "{}", fixture.display());
         assert_eq!(a.models, b.models, "{}", fixture.display());
         assert_eq!(a.data.chunks, b.data.chunks, "{}", fixture.display());
@@ -253,8 +266,25 @@ fn an_existing_destination_needs_overwrite() {
         },
         &exec(),
     )
+    .unwrap();
+    assert_eq!(
+        err.chunks_written, 0,
+        "resuming a complete store of the same job does nothing"
+    );
+    assert_eq!(err.chunks_skipped, 3);
+    assert_eq!(files(&path), before);
+    let err = write_zspy(
+        &path,
+        &signal,
+        &ZspyWriteOptions {
+            resume: true,
+            chunks: Some(vec![3, 5]),
+            ..ZspyWriteOptions::default()
+        },
+        &exec(),
+    )
     .unwrap_err();
-    assert!(err.to_string().contains("complete"), "{err}");
+    assert!(err.to_string().contains("other arrays"), "{err}");
     let other = Signal::from_lazy(lazy_of(DType::F64, &[2, 2], &[1, 2]), 1, "o");
     write_zspy(
         &path,
@@ -268,7 +298,10 @@ fn an_existing_destination_needs_overwrite() {
     .unwrap();
     let back = read_back(&path);
     assert_eq!(back[0].1.dtype(), DType::F64);
-    assert!(!path.join("Experiments/o/data/2/0").exists(), "old chunks are gone");
+    assert!(
+        !path.join("Experiments/o/data/2/0").exists(),
+        "old chunks are gone"
+    );
 }
 
 #[test]
@@ -318,7 +351,7 @@ fn libc_ebusy() -> i32 {
 }
 
 fn denied() -> io::Error {
-    io::Error::new(io::ErrorKind::Other, "disk on fire")
+    io::Error::other("disk on fire")
 }
 
 fn temporaries(root: &Path) -> Vec<String> {
@@ -335,7 +368,12 @@ fn transient_faults_are_retried_and_the_output_is_identical() {
     let signal = Signal::from_lazy(data, 2, "f");
     let clean = dir.path().join("clean.zspy");
     write_zspy(&clean, &signal, &ZspyWriteOptions::default(), &exec()).unwrap();
-    for op in [Operation::Open, Operation::Write, Operation::Fsync, Operation::Rename] {
+    for op in [
+        Operation::Open,
+        Operation::Write,
+        Operation::Fsync,
+        Operation::Rename,
+    ] {
         let path = dir.path().join(format!("{op:?}.zspy"));
         let opts = ZspyWriteOptions {
             store: StoreOptions::default().with_fault(fault(op, 5, 3, busy)),
@@ -370,14 +408,25 @@ fn a_permanent_fault_leaves_an_incomplete_store_that_resume_completes_identicall
         let err = write_zspy(&path, &signal, &opts, &exec()).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(&path.display().to_string()), "{msg}");
-        assert!(temporaries(&path).is_empty(), "{op:?}{n}: {:?}", temporaries(&path));
+        assert!(
+            temporaries(&path).is_empty(),
+            "{op:?}{n}: {:?}",
+            temporaries(&path)
+        );
         if n == 0 {
             // The marker itself failed: nothing at all was written.
-            assert!(files(&path).is_empty(), "{op:?}{n}: {:?}", files(&path).keys());
+            assert!(
+                files(&path).is_empty(),
+                "{op:?}{n}: {:?}",
+                files(&path).keys()
+            );
         } else {
             assert!(path.join(INCOMPLETE_MARKER).exists(), "{op:?}{n}");
         }
-        assert!(!path.join(".zgroup").exists(), "{op:?}{n}: root .zgroup comes last");
+        assert!(
+            !path.join(".zgroup").exists(),
+            "{op:?}{n}: root .zgroup comes last"
+        );
         let resume = ZspyWriteOptions {
             resume: true,
             ..ZspyWriteOptions::default()
@@ -425,10 +474,16 @@ fn metadata_only_writes_keep_the_data_and_refresh_zmetadata() {
         ..ZspyWriteOptions::default()
     };
     write_zspy(&path, &signal, &opts, &exec()).unwrap();
-    assert_eq!(std::fs::read(path.join("Experiments/m/data/1/0")).unwrap(), chunk);
+    assert_eq!(
+        std::fs::read(path.join("Experiments/m/data/1/0")).unwrap(),
+        chunk
+    );
     let file = read_zspy_file(&path).unwrap();
     assert_eq!(
-        file.signals[0].metadata.get_path("General/notes").and_then(|v| v.as_str()),
+        file.signals[0]
+            .metadata
+            .get_path("General/notes")
+            .and_then(|v| v.as_str()),
         Some("second save")
     );
     let zmeta: serde_json::Value =

@@ -57,7 +57,9 @@ pub use zarr::{ZarrArrayMeta, ZarrDirGroup};
 pub use zarr_store::ZarrStore;
 pub use zarr_write::{DirKeys, MemKeys, ZarrDirWriter, ZarrKeys};
 pub use zspy_data::{ZspyArraySource, open_zspy, open_zspy_data, open_zspy_signal};
-pub use zspy_write::{ZspyCompressor, ZspyWriteOptions, ZspyWriteReport, write_zspy};
+pub use zspy_write::{
+    ZspyCompressor, ZspyWriteOptions, ZspyWriteReport, write_zspy, write_zspy_signals,
+};
 
 /// Where something is: a file (or store) and a path (key) inside it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -73,6 +73,9 @@ impl ZarrKeys for DirKeys {
     }
 }
 
+/// A key set to a value (`Some`) or erased (`None`).
+pub type KeyChange = (String, Option<Vec<u8>>);
+
 /// Documents collected in memory, over an optional base store whose keys show through
 /// until they are overwritten or erased (used by `write_dataset=False`, which updates an
 /// existing store's metadata key by key).
@@ -94,7 +97,7 @@ impl MemKeys {
 
     /// The changes: keys set (with `Some`) or erased (`None`), sorted, and the prefixes
     /// erased (to apply first).
-    pub fn take(&self) -> (Vec<String>, Vec<(String, Option<Vec<u8>>)>) {
+    pub fn take(&self) -> (Vec<String>, Vec<KeyChange>) {
         let prefixes = std::mem::take(&mut *self.erased_prefixes.lock());
         let map = std::mem::take(&mut *self.map.lock());
         (prefixes, map.into_iter().collect())

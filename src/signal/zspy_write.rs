@@ -302,7 +302,14 @@ impl DataLayout {
                 c.clone()
             }
             None => (0..shape.len())
-                .map(|d| data.grid().axis_chunks(d).first().copied().unwrap_or(1).max(1))
+                .map(|d| {
+                    data.grid()
+                        .axis_chunks(d)
+                        .first()
+                        .copied()
+                        .unwrap_or(1)
+                        .max(1)
+                })
                 .collect(),
         };
         let dtype = data.dtype();
@@ -343,28 +350,58 @@ pub fn write_zspy(
     opts: &ZspyWriteOptions,
     exec: &ExecConfig,
 ) -> Result<ZspyWriteReport> {
+    write_zspy_signals(path, std::slice::from_ref(signal), opts, exec)
+}
+
+/// Writes several signals (experiments) into one `.zspy` store, as [`write_zspy`] does for
+/// one. Their titles must give distinct experiment names. `opts.chunks` applies to the
+/// `data` of each.
+pub fn write_zspy_signals(
+    path: impl AsRef<Path>,
+    signals: &[Signal],
+    opts: &ZspyWriteOptions,
+    exec: &ExecConfig,
+) -> Result<ZspyWriteReport> {
     let path = path.as_ref();
+    let file = path.display().to_string();
+    if signals.is_empty() {
+        return Err(write_err(&file, "/", "no signal to write"));
+    }
+    let mut names: Vec<String> = signals.iter().map(signal_group_key).collect();
+    names.sort();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(write_err(
+            &file,
+            &w[0],
+            "two signals have the same experiment name (title)",
+        ));
+    }
     if opts.zip {
-        return crate::signal::zspy_zip::write_zspy_zip(path, signal, opts, exec);
+        return crate::signal::zspy_zip::write_zspy_zip(path, signals, opts, exec);
     }
     if !opts.write_dataset {
-        return write_metadata_only(path, signal, opts);
+        return write_metadata_only(path, signals, opts);
     }
-    let file = path.display().to_string();
-    let exp_key = signal_group_key(signal);
-    let data_key = format!("{exp_key}/data");
-    let layout = match &signal.data {
-        SignalData::Lazy(_) => Some(DataLayout::plan(signal, opts, &file, &data_key)?),
-        SignalData::InMemory(_) => None,
-    };
-    let manifest = manifest(signal, opts, layout.as_ref());
+    let mut layouts = Vec::with_capacity(signals.len());
+    for signal in signals {
+        let data_key = format!("{}/data", signal_group_key(signal));
+        layouts.push(match &signal.data {
+            SignalData::Lazy(_) => Some(DataLayout::plan(signal, opts, &file, &data_key)?),
+            SignalData::InMemory(_) => None,
+        });
+    }
+    let manifest = manifest(signals, opts, &layouts);
 
     // 1. The destination.
     let mut resuming = false;
-    let empty_dir = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+    // Only lazyspy temporaries (a write killed before its marker landed): as good as empty.
+    let empty_dir = std::fs::read_dir(path).is_ok_and(|d| {
+        d.flatten()
+            .all(|e| crate::io::atomic::temp_name::is_temp_name(&e.file_name().to_string_lossy()))
+    });
     if empty_dir {
-        // An empty directory (made by the user, or left by a write that failed before its
-        // first key) is as good as no destination.
+        // An empty directory (made by the user, or left by a write that failed or was
+        // killed before its first key) is as good as no destination.
     } else if let Ok(md) = std::fs::symlink_metadata(path) {
         let marker = path.join(INCOMPLETE_MARKER);
         if opts.resume && md.is_dir() && marker.exists() {
@@ -380,12 +417,16 @@ pub fn write_zspy(
             resuming = true;
         } else if opts.overwrite {
             remove_path(path).map_err(io_err(&file, "/"))?;
-        } else if opts.resume && md.is_dir() {
+        } else if opts.resume && md.is_dir() && path.join(".zgroup").is_file() {
+            // A complete store: done already if it holds this job's arrays.
+            if let Some(report) = already_complete(path, signals, &layouts) {
+                return Ok(report);
+            }
             return Err(write_err(
                 &file,
                 "/",
-                "the store exists and is complete (no unfinished write to resume); use \
-                 --overwrite to replace it",
+                "the store exists and is complete, with other arrays than this job's \
+                 (nothing to resume); use --overwrite to replace it",
             ));
         } else {
             return Err(write_err(
@@ -406,49 +447,60 @@ pub fn write_zspy(
     // 2. Metadata, collected in memory, then committed key by key.
     let mem = Arc::new(MemKeys::over(None));
     let mut root = ZarrDirWriter::on_keys(mem.clone(), file.clone());
-    let (mut exp, report) = write_signal_metadata(&mut root, &signal.tree, "ZSpy")?;
-    match (&signal.data, &layout) {
-        (SignalData::Lazy(_), Some(layout)) => {
-            mem.set(
-                &format!("{data_key}/.zarray"),
-                json::to_zarr_string(&layout.zarray).into_bytes(),
-            )
-            .map_err(io_err(&file, &data_key))?;
+    let mut out = ZspyWriteReport::default();
+    for (signal, layout) in signals.iter().zip(&layouts) {
+        let (mut exp, report) = write_signal_metadata(&mut root, &signal.tree, "ZSpy")?;
+        out.dropped.extend(report.dropped);
+        match (&signal.data, layout) {
+            (SignalData::Lazy(_), Some(layout)) => {
+                let key = format!("{}/data/.zarray", signal_group_key(signal));
+                mem.set(&key, json::to_zarr_string(&layout.zarray).into_bytes())
+                    .map_err(io_err(&file, &key))?;
+            }
+            (SignalData::InMemory(array), _) => {
+                let chunks = opts.chunks.clone().unwrap_or_else(|| array.shape.clone());
+                exp.write_dataset("data", &DatasetValue::Loaded(array.clone()), Some(&chunks))?;
+            }
+            (SignalData::Lazy(_), None) => {
+                return Err(write_err(&file, "data", "no layout was planned"));
+            }
         }
-        (SignalData::InMemory(array), _) => {
-            let chunks = opts.chunks.clone().unwrap_or_else(|| array.shape.clone());
-            exp.write_dataset("data", &DatasetValue::Loaded(array.clone()), Some(&chunks))?;
-        }
-        _ => unreachable!("a layout is planned for every lazy signal"),
     }
     let (_, mut docs) = mem.take();
     // The root `.zgroup` marks the store complete for Zarr readers: it goes last.
     docs.retain(|(k, _)| k != ".zgroup");
-    let documents = commit_documents(&store, &file, &docs)?;
+    out.documents = commit_documents(&store, &file, &docs)?;
 
-    // 3. The data.
-    let mut out = ZspyWriteReport {
-        documents,
-        dropped: report.dropped.clone(),
-        ..ZspyWriteReport::default()
-    };
-    if let (SignalData::Lazy(data), Some(layout)) = (&signal.data, &layout) {
-        out.chunks = layout.chunks.clone();
-        let data = data.rechunk(&layout.chunks).map_err(|e| SignalError::Compute {
-            file: file.clone(),
-            source: e,
-        })?;
-        let sink = ZspyDataSink::new(&store, &file, &data_key, layout, resuming)?;
-        let stats = data.store(&sink, exec).map_err(|e| SignalError::Compute {
-            file: file.clone(),
-            source: e,
-        })?;
-        out.chunks_written = sink.written.load(Ordering::Relaxed);
-        out.chunks_skipped = stats.chunks_skipped;
-        out.bytes_stored = sink.bytes.load(Ordering::Relaxed);
-        out.exec = Some(stats);
-    } else if let SignalData::InMemory(a) = &signal.data {
-        out.chunks = opts.chunks.clone().unwrap_or_else(|| a.shape.clone());
+    // 3. The data, signal by signal.
+    for (signal, layout) in signals.iter().zip(&layouts) {
+        match (&signal.data, layout) {
+            (SignalData::Lazy(data), Some(layout)) => {
+                if out.chunks.is_empty() {
+                    out.chunks = layout.chunks.clone();
+                }
+                let compute = |source| SignalError::Compute {
+                    file: file.clone(),
+                    source,
+                };
+                let data = data.rechunk(&layout.chunks).map_err(compute)?;
+                let data_key = format!("{}/data", signal_group_key(signal));
+                let sink = ZspyDataSink::new(&store, &file, &data_key, layout, resuming)?;
+                let stats = data.store(&sink, exec).map_err(compute)?;
+                out.chunks_written += sink.written.load(Ordering::Relaxed);
+                out.chunks_skipped += stats.chunks_skipped;
+                out.bytes_stored += sink.bytes.load(Ordering::Relaxed);
+                out.exec = Some(match out.exec.take() {
+                    None => stats,
+                    Some(prev) => merge_stats(prev, stats),
+                });
+            }
+            (SignalData::InMemory(a), _) => {
+                if out.chunks.is_empty() {
+                    out.chunks = opts.chunks.clone().unwrap_or_else(|| a.shape.clone());
+                }
+            }
+            (SignalData::Lazy(_), None) => {}
+        }
     }
 
     // 4. Consolidated metadata, the root group, the end of the marker.
@@ -469,11 +521,55 @@ pub fn write_zspy(
     Ok(out)
 }
 
+/// When `path` is a complete store whose data arrays are exactly those this job plans
+/// (same `.zarray` documents, every chunk present), the report of a write with nothing left
+/// to do.
+fn already_complete(
+    path: &Path,
+    signals: &[Signal],
+    layouts: &[Option<DataLayout>],
+) -> Option<ZspyWriteReport> {
+    let mut out = ZspyWriteReport::default();
+    for (signal, layout) in signals.iter().zip(layouts) {
+        let layout = layout.as_ref()?;
+        let data_key = format!("{}/data", signal_group_key(signal));
+        let found = std::fs::read(path.join(&data_key).join(".zarray")).ok()?;
+        if found != json::to_zarr_string(&layout.zarray).into_bytes() {
+            return None;
+        }
+        let grid = ChunkGrid::regular(&layout.shape, &layout.chunks).ok()?;
+        for index in grid.indices() {
+            if !path.join(chunk_key(&data_key, &index)).is_file() {
+                return None;
+            }
+            out.chunks_skipped += 1;
+        }
+        if out.chunks.is_empty() {
+            out.chunks = layout.chunks.clone();
+        }
+    }
+    Some(out)
+}
+
+fn merge_stats(a: ExecStats, b: ExecStats) -> ExecStats {
+    ExecStats {
+        tasks: a.tasks + b.tasks,
+        chunks_written: a.chunks_written + b.chunks_written,
+        chunks_skipped: a.chunks_skipped + b.chunks_skipped,
+        bytes_read: a.bytes_read + b.bytes_read,
+        bytes_written: a.bytes_written + b.bytes_written,
+        bytes_spilled: a.bytes_spilled + b.bytes_spilled,
+        peak_tracked_bytes: a.peak_tracked_bytes.max(b.peak_tracked_bytes),
+        budget_overruns: a.budget_overruns + b.budget_overruns,
+        elapsed: a.elapsed + b.elapsed,
+    }
+}
+
 /// `write_dataset=False`: rewrites the metadata of an existing complete store; `data` is
 /// left as it is. Attributes are updated key by key, so stale ones stay (quirk Q6).
 fn write_metadata_only(
     path: &Path,
-    signal: &Signal,
+    signals: &[Signal],
     opts: &ZspyWriteOptions,
 ) -> Result<ZspyWriteReport> {
     let file = path.display().to_string();
@@ -489,7 +585,11 @@ fn write_metadata_only(
     let base: Arc<dyn ZarrKeys> = Arc::new(DirKeys::new(path));
     let mem = Arc::new(MemKeys::over(Some(base)));
     let mut root = ZarrDirWriter::on_keys(mem.clone(), file.clone());
-    let (_, report) = write_signal_metadata(&mut root, &signal.tree, "ZSpy")?;
+    let mut dropped = Vec::new();
+    for signal in signals {
+        let (_, report) = write_signal_metadata(&mut root, &signal.tree, "ZSpy")?;
+        dropped.extend(report.dropped);
+    }
     let (erased, docs) = mem.take();
     for prefix in &erased {
         store.erase_prefix(prefix).map_err(store_err(&file))?;
@@ -508,9 +608,9 @@ fn write_metadata_only(
         .set(".zmetadata", zmetadata.as_bytes())
         .map_err(store_err(&file))?;
     Ok(ZspyWriteReport {
-        chunks: signal.tree.data.chunks.clone(),
+        chunks: signals[0].tree.data.chunks.clone(),
         documents: documents + 1,
-        dropped: report.dropped,
+        dropped,
         ..ZspyWriteReport::default()
     })
 }
@@ -533,15 +633,14 @@ fn is_metadata_key(key: &str) -> bool {
 fn commit_documents(
     store: &AtomicDirStore,
     file: &str,
-    docs: &[(String, Option<Vec<u8>>)],
+    docs: &[crate::signal::zarr_write::KeyChange],
 ) -> Result<usize> {
-    docs.par_iter()
-        .try_for_each(|(k, v)| -> Result<()> {
-            match v {
-                Some(bytes) => store.set(k, bytes).map_err(store_err(file)),
-                None => store.erase(k).map(|_| ()).map_err(store_err(file)),
-            }
-        })?;
+    docs.par_iter().try_for_each(|(k, v)| -> Result<()> {
+        match v {
+            Some(bytes) => store.set(k, bytes).map_err(store_err(file)),
+            None => store.erase(k).map(|_| ()).map_err(store_err(file)),
+        }
+    })?;
     Ok(docs.iter().filter(|(_, v)| v.is_some()).count())
 }
 
@@ -561,17 +660,24 @@ fn consolidated(file: &str, docs: &[(String, Vec<u8>)]) -> Result<String> {
 }
 
 /// The job description kept in the incomplete marker: a resume must match it.
-fn manifest(signal: &Signal, opts: &ZspyWriteOptions, layout: Option<&DataLayout>) -> String {
-    let mut fields = vec![
-        ("format".to_string(), Json::Str("zspy".into())),
-        ("experiment".to_string(), Json::Str(signal_group_key(signal))),
-        ("compressor".to_string(), opts.compressor.to_json()),
-    ];
-    if let Some(l) = layout {
-        fields.push(("zarray".to_string(), l.zarray.clone()));
-        fields.push(("dtype".to_string(), Json::Str(l.dtype.to_string())));
+fn manifest(signals: &[Signal], opts: &ZspyWriteOptions, layouts: &[Option<DataLayout>]) -> String {
+    let mut experiments = Vec::new();
+    for (signal, layout) in signals.iter().zip(layouts) {
+        let mut fields = vec![(
+            "experiment".to_string(),
+            Json::Str(signal_group_key(signal)),
+        )];
+        if let Some(l) = layout {
+            fields.push(("zarray".to_string(), l.zarray.clone()));
+            fields.push(("dtype".to_string(), Json::Str(l.dtype.to_string())));
+        }
+        experiments.push(Json::Object(fields));
     }
-    json::to_zarr_string(&Json::Object(fields))
+    json::to_zarr_string(&Json::Object(vec![
+        ("format".to_string(), Json::Str("zspy".into())),
+        ("compressor".to_string(), opts.compressor.to_json()),
+        ("experiments".to_string(), Json::Array(experiments)),
+    ]))
 }
 
 fn remove_path(path: &Path) -> std::io::Result<()> {
@@ -610,10 +716,7 @@ impl ZspyDataSink {
             .map_err(|msg| write_err(file, &format!("{data_key}/.zarray"), msg))?;
         let grid = ChunkGrid::regular(&layout.shape, &layout.chunks)
             .map_err(|e| write_err(file, data_key, e.to_string()))?;
-        let keys: Vec<String> = grid
-            .indices()
-            .map(|ix| chunk_key(data_key, &ix))
-            .collect();
+        let keys: Vec<String> = grid.indices().map(|ix| chunk_key(data_key, &ix)).collect();
         let plan = store.begin_writes(&keys).map_err(store_err(file))?;
         Ok(ZspyDataSink {
             plan,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::exec::ExecConfig;
 use crate::io::atomic::RetryPolicy;
 use crate::signal::model::Signal;
-use crate::signal::zspy_write::{ZspyWriteOptions, ZspyWriteReport, write_zspy};
+use crate::signal::zspy_write::{ZspyWriteOptions, ZspyWriteReport, write_zspy_signals};
 use crate::signal::{Result, SignalError};
 
 /// The temporary names used beside `dest`: `.NAME.lazyspy-zipdir` (the directory store)
@@ -28,10 +28,10 @@ fn temp_paths(dest: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Writes `signal` as a zip `.zspy` at `path` (see the module documentation).
+/// Writes `signals` as a zip `.zspy` at `path` (see the module documentation).
 pub fn write_zspy_zip(
     path: &Path,
-    signal: &Signal,
+    signals: &[Signal],
     opts: &ZspyWriteOptions,
     exec: &ExecConfig,
 ) -> Result<ZspyWriteReport> {
@@ -81,7 +81,7 @@ pub fn write_zspy_zip(
         ..opts.clone()
     };
     let result = (|| {
-        let report = write_zspy(&tmp_dir, signal, &dir_opts, exec)?;
+        let report = write_zspy_signals(&tmp_dir, signals, &dir_opts, exec)?;
         pack(&tmp_dir, &tmp_zip).map_err(io("/"))?;
         rename_with_retry(&tmp_zip, path, &opts.store.retry).map_err(io("/"))?;
         if let Some(parent) = path.parent() {
