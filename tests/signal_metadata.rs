@@ -5,6 +5,9 @@
 //! (what the reference reader returns), and trees are written back (in memory and to a
 //! Zarr directory) and read again.
 
+#[path = "support/quirks.rs"]
+mod quirks;
+
 use std::path::{Path, PathBuf};
 
 use lazyspy::signal::hierarchy::{read_hierarchical, write_signal_metadata};
@@ -795,28 +798,6 @@ fn write_signal<W: GroupWrite>(root: &mut W, s: &SignalTree, data: DatasetValue)
 
 /// Writing a list read from a `_list_<n>_` group of 11+ items and reading it again
 /// reorders it once more (quirk Q1): the expected tree after a round trip.
-fn q1_again(v: &mut Value) {
-    match v {
-        Value::Dict(d) => d.iter_mut().for_each(|(_, v)| q1_again(v)),
-        Value::List(items) | Value::Tuple(items) => {
-            items.iter_mut().for_each(q1_again);
-            let group = items.len() > 10
-                && items.iter().any(|x| {
-                    matches!(
-                        x,
-                        Value::None | Value::Dict(_) | Value::Signal(_) | Value::List(_)
-                    )
-                });
-            if group {
-                let mut idx: Vec<usize> = (0..items.len()).collect();
-                idx.sort_by_key(|i| i.to_string());
-                *items = idx.into_iter().map(|i| items[i].clone()).collect();
-            }
-        }
-        _ => {}
-    }
-}
-
 fn assert_same_signal(a: &SignalTree, b: &SignalTree) {
     let mut a = a.clone();
     for d in [
@@ -825,7 +806,7 @@ fn assert_same_signal(a: &SignalTree, b: &SignalTree) {
         &mut a.attributes,
         &mut a.models,
     ] {
-        d.iter_mut().for_each(|(_, v)| q1_again(v));
+        d.iter_mut().for_each(|(_, v)| quirks::q1_again(v));
     }
     assert_same_signal_exact(&a, b);
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use lazyspy::ExecConfig;
 use lazyspy::signal::{
-    Signal, SignalData, ZspyWriteOptions, ZspyWriteReport, open_zspy_data, write_zspy_signals,
+    Signal, ZspyWriteOptions, ZspyWriteReport, open_zspy, write_zspy_signals,
 };
 
 use super::CliError;
@@ -89,13 +89,7 @@ pub fn output_format(path: &Path) -> Result<Format, CliError> {
 pub fn open_signals(spec: &str) -> Result<(Format, Vec<Signal>), CliError> {
     let format = input_format(spec)?;
     let signals: Vec<Signal> = match format {
-        Format::Zspy => open_zspy_data(spec)?
-            .into_iter()
-            .map(|(tree, data)| Signal {
-                tree,
-                data: SignalData::Lazy(data),
-            })
-            .collect(),
+        Format::Zspy => open_zspy(spec)?,
         Format::Hspy => {
             return Err(CliError::Input {
                 path: spec.into(),

@@ -1059,8 +1059,8 @@ fn flatten_ragged(a: &Array) -> Option<(Array, Array)> {
 }
 
 /// `overwrite_dataset` (spec §3.6): unicode → ASCII bytes, ragged → flattened cells plus
-/// `_ragged_shapes_<key>`, 0-d arrays refused.
-fn overwrite_dataset<W: GroupWrite>(
+/// `_ragged_shapes_<key>`, 0-d arrays refused. Writers use it for in-memory `data` too.
+pub fn overwrite_dataset<W: GroupWrite>(
     w: &mut W,
     key: &str,
     value: &DatasetValue,

@@ -49,7 +49,7 @@ use crate::exec::{ExecConfig, ExecStats};
 use crate::grid::{ChunkGrid, Region};
 use crate::io::ChunkSink;
 use crate::io::atomic::{AtomicDirStore, INCOMPLETE_MARKER, StoreOptions, WritePlan};
-use crate::signal::hierarchy::{DatasetValue, GroupWrite, write_signal_metadata};
+use crate::signal::hierarchy::{DatasetValue, overwrite_dataset, write_signal_metadata};
 use crate::signal::json::{self, Json};
 use crate::signal::model::{Signal, SignalData};
 use crate::signal::tree::ArrayDType;
@@ -459,7 +459,12 @@ pub fn write_zspy_signals(
             }
             (SignalData::InMemory(array), _) => {
                 let chunks = opts.chunks.clone().unwrap_or_else(|| array.shape.clone());
-                exp.write_dataset("data", &DatasetValue::Loaded(array.clone()), Some(&chunks))?;
+                overwrite_dataset(
+                    &mut exp,
+                    "data",
+                    &DatasetValue::Loaded(array.clone()),
+                    Some(&chunks),
+                )?;
             }
             (SignalData::Lazy(_), None) => {
                 return Err(write_err(&file, "data", "no layout was planned"));
