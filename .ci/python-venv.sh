@@ -12,7 +12,8 @@
 # (CI, developers' worktrees) may want the same venv at once. Safe to run with no stdin.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-venv="${LAZYSPY_VENV:-$HOME/.cache/lazyspy/venv}"
+home="${HOME:-$(cd ~ && pwd)}"
+venv="${LAZYSPY_VENV:-$home/.cache/lazyspy/venv}"
 req="$here/python-requirements.txt"
 opt="$here/python-optional.txt"
 stamp="$venv/lazyspy-stamp.txt"

@@ -358,8 +358,6 @@ def cmp_value(actual, expected, path: str, d: Diff, encoded: bool = False):
                 return
             cmp_signal_dict(actual, body, path, d)
             return
-        if tag == "__repr__" or "__type__" in expected:
-            pass  # handled below (two keys)
     if isinstance(expected, dict) and set(expected) == {"__repr__", "__type__"}:
         if encoded and isinstance(actual, dict):
             ok = actual == expected
@@ -412,12 +410,35 @@ def cmp_value(actual, expected, path: str, d: Diff, encoded: bool = False):
     d.add(path, f"unknown sidecar value {_short(expected)}")
 
 
-def cmp_seq(actual: list, expected: list, path, d, encoded):
+def q1_reread(items: list) -> list:
+    """What RosettaSciIO reads back after writing `items` as a `_list_N_` group: the items
+    sorted by their index as a string (quirk Q1: 0, 1, 10, 11, 2, ...)."""
+    return [items[int(k)] for k in sorted(str(i) for i in range(len(items)))]
+
+
+def _cmp_items(actual: list, expected: list, path, d, encoded):
     if len(actual) != len(expected):
         d.add(path, f"length {len(actual)} != {len(expected)}: {_short(actual)} vs {_short(expected)}")
         return
     for i, (x, y) in enumerate(zip(actual, expected)):
         cmp_value(x, y, f"{path}[{i}]", d, encoded)
+
+
+def cmp_seq(actual: list, expected: list, path, d, encoded):
+    trial = Diff(d.label)
+    _cmp_items(actual, expected, path, trial, encoded)
+    if trial.items and not encoded and len(actual) == len(expected) >= 11:
+        # HyperSpy's own load + save applies quirk Q1 a second time to a list stored as a
+        # group; a writer that follows RosettaSciIO exactly does the same. Accept either.
+        again = Diff(d.label)
+        _cmp_items(actual, q1_reread(expected), path, again, encoded)
+        if not again.items:
+            d.notes.append(f"{path}: list order is the sidecar's with quirk Q1 applied "
+                           "again (as HyperSpy's own re-save gives)")
+            d.notes += again.notes
+            return
+    d.items += trial.items
+    d.notes += trial.notes
 
 
 def cmp_signal_dict(actual: dict, expected: dict, path: str, d: Diff):
@@ -503,7 +524,8 @@ def check_container(path: str, side: dict, d: Diff, check_storage: bool):
                           encoded=True)
 
 
-def check_reader(path: str, side: dict, lazy: bool, ignore_fileio: bool) -> Diff:
+def check_reader(path: str, side: dict, lazy: bool, ignore_fileio: bool,
+                 ignore_package_version: bool = False) -> Diff:
     d = Diff(f"rsciio lazy={lazy}")
     file_reader, _ = reader_for(path)
     try:
@@ -536,6 +558,8 @@ def check_reader(path: str, side: dict, lazy: bool, ignore_fileio: bool) -> Diff
             attrs["_lazy"] = lazy
         if "models" in e and "models" not in a:
             a["models"] = {}
+        if ignore_package_version:
+            e.pop("package_version", None)
         cmp_signal_dict(a, e, p, d)
     return d
 
@@ -626,6 +650,8 @@ def main(argv=None) -> int:
     ap.add_argument("sidecar")
     ap.add_argument("--ignore-fileio", action="store_true",
                     help="ignore metadata.General.FileIO on both sides")
+    ap.add_argument("--ignore-package-version", action="store_true",
+                    help="do not compare the experiment groups' package_version")
     ap.add_argument("--no-hyperspy", action="store_true", help="skip the hs.load check")
     ap.add_argument("--check-storage", action="store_true",
                     help="also compare the data array's .zarray with the sidecar's storage")
@@ -649,12 +675,15 @@ def main(argv=None) -> int:
         c.add("", f"cannot open the container: {type(e).__name__}: {e}")
     diffs += c.items
     for lazy in (False, True):
-        r = check_reader(args.file, side, lazy, args.ignore_fileio)
+        r = check_reader(args.file, side, lazy, args.ignore_fileio, args.ignore_package_version)
         diffs += r.items
         notes += r.notes
     if not args.no_hyperspy:
-        diffs += check_hyperspy(args.file, side, args.ignore_fileio).items
+        h = check_hyperspy(args.file, side, args.ignore_fileio)
+        diffs += h.items
+        notes += h.notes
 
+    notes = list(dict.fromkeys(notes))  # the same note from each reader pass once
     if diffs:
         print(f"FAIL {args.file} vs {os.path.basename(args.sidecar)}: {len(diffs)} difference(s)")
         for line in diffs:

@@ -64,12 +64,7 @@ fn candidates() -> Vec<(PathBuf, &'static str)> {
 pub fn python() -> Option<PathBuf> {
     static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
     FOUND
-        .get_or_init(|| {
-            candidates()
-                .into_iter()
-                .map(|(p, _)| p)
-                .find(|p| usable(p))
-        })
+        .get_or_init(|| candidates().into_iter().map(|(p, _)| p).find(|p| usable(p)))
         .clone()
 }
 
