@@ -14,7 +14,8 @@
 //! load + save gives (the checker prints a note).
 //!
 //! The checker itself is tested both ways: every untouched fixture passes it, and copies with
-//! one chunk, one axis scale or one metadata value changed fail it.
+//! one chunk, one axis scale or one metadata value changed, or a stale `.zmetadata`, fail it.
+//! Converted files must carry a `.zmetadata` consistent with their metadata files.
 //!
 //! Python comes from `support/python.rs`: with `CI=true` these tests fail when it is
 //! missing, otherwise they print a skip note. The legacy fixtures are looked up in
@@ -185,7 +186,12 @@ fn convert_and_check_all(py: &Path, inputs: &[PathBuf], convert_args: &[&str], o
             failures.push(format!("{}: {e}", fixture_name(input)));
             continue;
         }
-        match check(py, &out, &sidecar_of(input), &["--ignore-fileio"]) {
+        match check(
+            py,
+            &out,
+            &sidecar_of(input),
+            &["--ignore-fileio", "--require-consolidated"],
+        ) {
             Ok(_) => passed += 1,
             Err(report) => failures.push(format!(
                 "{} (converted with {convert_args:?}): {report}",
@@ -251,9 +257,9 @@ fn write_json(p: &Path, v: &J) {
     std::fs::write(p, serde_json::to_string_pretty(v).unwrap()).unwrap();
 }
 
-/// Sets `key` of the attributes of `group` (a path relative to the store root) to `value`,
-/// both in `group/.zattrs` and in the consolidated `.zmetadata`, and returns the old value.
-fn set_attr(store: &Path, group: &str, key: &str, value: J) -> J {
+/// Sets `key` of the attributes of `group` (a path relative to the store root) to `value`
+/// in `group/.zattrs` and, if `consolidated`, in `.zmetadata` too; returns the old value.
+fn set_attr(store: &Path, group: &str, key: &str, value: J, consolidated: bool) -> J {
     let zattrs = store.join(group).join(".zattrs");
     let mut attrs = read_json(&zattrs);
     let old = attrs[key].take();
@@ -261,7 +267,7 @@ fn set_attr(store: &Path, group: &str, key: &str, value: J) -> J {
     attrs[key] = value.clone();
     write_json(&zattrs, &attrs);
     let zmeta = store.join(".zmetadata");
-    if zmeta.is_file() {
+    if consolidated && zmeta.is_file() {
         let mut meta = read_json(&zmeta);
         let entry = &mut meta["metadata"][format!("{group}/.zattrs")];
         assert!(
@@ -307,7 +313,7 @@ fn checker_rejects_altered_copies() {
 
     // One axis scale.
     let axis = fresh("axis");
-    let old = set_attr(&axis, &format!("{exp}/axis-2"), "scale", J::from(0.3));
+    let old = set_attr(&axis, &format!("{exp}/axis-2"), "scale", J::from(0.3), true);
     assert_eq!(old, J::from(0.25), "fixture's axis-2 scale");
 
     // One metadata value.
@@ -317,12 +323,29 @@ fn checker_rejects_altered_copies() {
         &format!("{exp}/metadata/General"),
         "title",
         J::from("altered title"),
+        true,
     );
+
+    // A `.zmetadata` that no longer matches the files (zarr-python 3 would read stale
+    // metadata): the reader here reads the files, so only the consistency check catches it.
+    let stale = fresh("stale");
+    set_attr(
+        &stale,
+        &format!("{exp}/metadata/General"),
+        "title",
+        J::from("explicit chunks"),
+        false,
+    );
+    let zmeta = stale.join(".zmetadata");
+    let mut consolidated = read_json(&zmeta);
+    consolidated["metadata"][format!("{exp}/metadata/General/.zattrs")]["title"] = J::from("stale");
+    write_json(&zmeta, &consolidated);
 
     for (store, must_name) in [
         (&chunk, "sha256"),
         (&axis, "axes[2]/scale"),
         (&meta, "metadata/General/title"),
+        (&stale, ".zmetadata"),
     ] {
         match check(&py, store, &sidecar, &["--ignore-fileio"]) {
             Ok(report) => panic!(

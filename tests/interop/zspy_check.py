@@ -22,6 +22,10 @@ with the sidecar (format: shared/fixtures/README.md):
   ``hyperspy`` block: class, signal_type, navigation/signal shape, ragged, axes, metadata
   (the FileIO record hs.load itself adds is left out, as in the sidecar).
 
+``.zmetadata``, when present, must list exactly the store's ``.zattrs``/``.zarray``/
+``.zgroup`` files with the same content; it must be present when the sidecar says the
+original had one, or with ``--require-consolidated``.
+
 ``--ignore-fileio`` drops ``metadata.General.FileIO`` on both sides (a writer other than
 HyperSpy may append its own record). ``--check-storage`` also compares the ``data`` array's
 ``.zarray`` (chunks, compressor, fill value, ...) with the sidecar's ``storage``.
@@ -476,6 +480,58 @@ def reader_for(path: str):
     return file_reader, "HSPY"
 
 
+ZARR_META = (".zattrs", ".zarray", ".zgroup")
+
+
+def zarr_metadata_files(path: str) -> dict:
+    """Every .zattrs/.zarray/.zgroup/.zmetadata of a store, by key (zip: the last entry of a
+    name wins, as in zarr's ZipStore)."""
+    files = {}
+    if os.path.isfile(path):
+        import zipfile
+
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if os.path.basename(info.filename) in ZARR_META + (".zmetadata",):
+                    files[info.filename] = z.read(info)
+    else:
+        for d, _, fs in os.walk(path):
+            for f in fs:
+                if f in ZARR_META + (".zmetadata",):
+                    p = os.path.join(d, f)
+                    with open(p, "rb") as fh:
+                        files[os.path.relpath(p, path).replace(os.sep, "/")] = fh.read()
+    return files
+
+
+def check_consolidated(path: str, side: dict, d: Diff, require: bool):
+    """`.zmetadata` (when present, or required) lists exactly the store's metadata files with
+    the same content: zarr-python 3 reads it instead of the files."""
+    files = zarr_metadata_files(path)
+    if ".zmetadata" not in files:
+        if require or side.get("has_consolidated_metadata"):
+            d.add("/.zmetadata", "missing (RosettaSciIO writes consolidated metadata)")
+        return
+    try:
+        zm = json.loads(files.pop(".zmetadata"))["metadata"]
+    except (ValueError, KeyError, TypeError) as e:
+        d.add("/.zmetadata", f"not a consolidated metadata document: {e}")
+        return
+    canon = lambda v: json.dumps(v, sort_keys=True)  # noqa: E731 - NaN-safe equality
+    for k in sorted(files):
+        try:
+            v = json.loads(files[k])
+        except ValueError as e:
+            d.add("/" + k, f"not JSON: {e}")
+            continue
+        if k not in zm:
+            d.add("/.zmetadata", f"does not list {k}")
+        elif canon(zm[k]) != canon(v):
+            d.add("/.zmetadata", f"entry {k} differs from the file: {_short(zm[k])} vs {_short(v)}")
+    for k in sorted(set(zm) - set(files)):
+        d.add("/.zmetadata", f"lists {k}, which is not in the store")
+
+
 def check_container(path: str, side: dict, d: Diff, check_storage: bool):
     """Root attributes, experiment group names and (optionally) storage, read directly."""
     exp_groups = [s.get("experiment_group") for s in side.get("signals", [])]
@@ -653,6 +709,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ignore-package-version", action="store_true",
                     help="do not compare the experiment groups' package_version")
     ap.add_argument("--no-hyperspy", action="store_true", help="skip the hs.load check")
+    ap.add_argument("--require-consolidated", action="store_true",
+                    help="a .zmetadata must exist even if the original had none")
     ap.add_argument("--check-storage", action="store_true",
                     help="also compare the data array's .zarray with the sidecar's storage")
     args = ap.parse_args(argv)
@@ -671,6 +729,8 @@ def main(argv=None) -> int:
     c = Diff("container")
     try:
         check_container(args.file, side, c, args.check_storage)
+        if args.file.rstrip("/").lower().endswith(".zspy"):
+            check_consolidated(args.file, side, c, args.require_consolidated)
     except Exception as e:  # noqa: BLE001
         c.add("", f"cannot open the container: {type(e).__name__}: {e}")
     diffs += c.items
