@@ -558,3 +558,90 @@ fn json_num_eq(a: &J, b: &J) -> bool {
         _ => a == b,
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// lazyspy stats --json
+// ---------------------------------------------------------------------------------------------
+
+/// `lazyspy stats --json` reads every chunk: on every real-valued `.zspy` fixture its `sum`
+/// agrees with the sidecar's (relative 1e-9), `mean` is `sum / size`, and `min <= first, last
+/// <= max`. Complex, bool, structured and ragged data are left out (no single real sum).
+#[test]
+fn stats_json_agrees_with_every_numeric_fixture() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for f in zspy_fixtures("stats_json_agrees_with_every_numeric_fixture") {
+        let side = read_sidecar(&f);
+        let name = fixture_name(&f);
+        for (i, e) in side["signals"].as_array().unwrap().iter().enumerate() {
+            let data = &e["data"];
+            let dtype = data["dtype"].as_str().unwrap_or("");
+            let real =
+                dtype.starts_with("float") || dtype.starts_with("int") || dtype.starts_with("uint");
+            if !real || data.get("sum").is_none() {
+                continue;
+            }
+            let out = run_lazyspy(&["stats".as_ref(), f.as_os_str(), "--json".as_ref()]);
+            if !out.status.success() {
+                failures.push(format!(
+                    "{name}: exit {}: {}",
+                    out.status,
+                    output_text(&out).trim()
+                ));
+                break;
+            }
+            let stats: J = match serde_json::from_slice(&out.stdout) {
+                Ok(v) => v,
+                Err(e) => {
+                    failures.push(format!("{name}: stdout is not JSON ({e})"));
+                    break;
+                }
+            };
+            checked += 1;
+            let s = &stats["signals"][i];
+            let num = |v: &J| v.as_f64();
+            let size: f64 = data["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_f64().unwrap())
+                .product();
+            let want_sum = data["sum"].as_f64().unwrap();
+            let (Some(sum), Some(mean), Some(min), Some(max)) = (
+                num(&s["sum"]),
+                num(&s["mean"]),
+                num(&s["min"]),
+                num(&s["max"]),
+            ) else {
+                failures.push(format!("{name}: signals[{i}] lacks sum/mean/min/max: {s}"));
+                continue;
+            };
+            if s["shape"] != data["shape"] || s["dtype"] != data["dtype"] {
+                failures.push(format!(
+                    "{name}: shape/dtype {} {} != {} {}",
+                    s["shape"], s["dtype"], data["shape"], data["dtype"]
+                ));
+            }
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+            if !close(sum, want_sum) {
+                failures.push(format!("{name}: sum {sum} != {want_sum}"));
+            }
+            if !close(mean * size, sum) {
+                failures.push(format!("{name}: mean {mean} != sum / size {}", sum / size));
+            }
+            for key in ["first", "last"] {
+                if let Some(v) = data[key].as_f64()
+                    && !(min <= v && v <= max)
+                {
+                    failures.push(format!("{name}: {key} {v} outside [min {min}, max {max}]"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "lazyspy stats --json disagrees with the sidecars:\n{}",
+        failures.join("\n")
+    );
+    assert!(checked >= 10, "only {checked} fixtures were checked");
+}
