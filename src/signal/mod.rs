@@ -15,6 +15,8 @@
 //!   decoded with `zarrs`, and [`open_zspy_data`]).
 //! * [`model`]: [`Signal`] (a [`SignalTree`] with its data) and RosettaSciIO's default
 //!   data chunking ([`get_signal_chunks`]).
+//! * [`zspy_write`] / [`zspy_zip`]: the streaming `.zspy` writer (directory and zip
+//!   stores) over the atomic store.
 //! * [`memory`]: an in-memory backend, for tests and for building trees before writing.
 //! * [`signal`](mod@signal): [`SignalTree`], the description of one stored signal, and
 //!   [`read_zspy_metadata`].
@@ -30,7 +32,10 @@ pub mod model;
 pub mod signal;
 pub mod tree;
 pub mod zarr;
+pub mod zarr_write;
 pub mod zspy_data;
+pub mod zspy_write;
+pub mod zspy_zip;
 
 use std::fmt;
 
@@ -44,8 +49,12 @@ pub use memory::{MemFlavor, MemGroup};
 pub use model::{Signal, SignalData, get_signal_chunks};
 pub use signal::{DataDesc, SignalTree, read_zspy_file, read_zspy_metadata};
 pub use tree::{Array, ArrayDType, ArrayData, ArrayRef, Dict, SeqKind, StructField, Value};
-pub use zarr::{ZarrArrayMeta, ZarrDirGroup, ZarrDirWriter};
+pub use zarr::{ZarrArrayMeta, ZarrDirGroup};
+pub use zarr_write::{DirKeys, MemKeys, ZarrDirWriter, ZarrKeys};
 pub use zspy_data::{ZspyArraySource, open_zspy_data, open_zspy_signal};
+pub use zspy_write::{
+    ZspyCompressor, ZspyWriteOptions, ZspyWriteReport, write_zspy, write_zspy_signals,
+};
 
 /// Where something is: a file (or store) and a path (key) inside it.
 #[derive(Clone, Debug, PartialEq, Eq)]

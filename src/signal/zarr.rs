@@ -8,17 +8,12 @@
 //! `msgpack2` object codecs. A chunk that needs a real decompressor (Blosc with zstd/lz4/
 //! ..., zlib, gzip, zstd) makes the dataset a [`DatasetValue::Deferred`] reference.
 //!
-//! Writing ([`ZarrDirWriter`]): groups, attributes (zarr-python's JSON layout) and small
-//! arrays, each chunk in a memcpyed Blosc frame recorded with HyperSpy's default
-//! compressor configuration (Blosc zstd level 1, byte shuffle), which every Blosc reader
-//! decodes.
+//! Writing lives in [`crate::signal::zarr_write`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::signal::hierarchy::{
-    AttrWrite, DatasetInfo, DatasetValue, GroupRead, GroupWrite, NodeKind,
-};
+use crate::signal::hierarchy::{DatasetInfo, DatasetValue, GroupRead, NodeKind};
 use crate::signal::json::{self, Json};
 use crate::signal::tree::{Array, ArrayDType, ArrayData, ArrayRef, Dict, StructField, Value};
 use crate::signal::{Location, Result, SignalError};
@@ -68,7 +63,7 @@ fn parse_dtype(j: &Json) -> Option<ArrayDType> {
     }
 }
 
-fn dtype_to_json(d: &ArrayDType) -> Json {
+pub(crate) fn dtype_to_json(d: &ArrayDType) -> Json {
     match d {
         ArrayDType::Struct(fields) => Json::Array(
             fields
@@ -290,7 +285,7 @@ impl ZarrDirGroup {
         self.at.dir()
     }
 
-    fn valid_name(name: &str) -> bool {
+    pub(crate) fn valid_name(name: &str) -> bool {
         !name.is_empty() && name != "." && name != ".." && !name.contains('/')
     }
 
@@ -667,7 +662,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn base64_encode(b: &[u8]) -> String {
+pub(crate) fn base64_encode(b: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in b.chunks(3) {
@@ -747,7 +742,7 @@ fn fill_bytes(dtype: &ArrayDType, fill: &Json) -> Vec<u8> {
 }
 
 /// Calls `f(local_flat, global_flat)` for every element of chunk `cidx` inside the array.
-fn for_each_in_chunk(
+pub(crate) fn for_each_in_chunk(
     cidx: &[usize],
     chunks: &[usize],
     shape: &[usize],
@@ -958,326 +953,4 @@ pub fn zarr_guess_chunks(shape: &[usize], itemsize: usize) -> Vec<usize> {
         idx += 1;
     }
     chunks.into_iter().map(|c| c as usize).collect()
-}
-
-/// A group of a Zarr v2 directory store being written.
-#[derive(Clone, Debug)]
-pub struct ZarrDirWriter {
-    at: GroupPath,
-}
-
-fn default_compressor() -> Json {
-    Json::Object(vec![
-        ("blocksize".into(), Json::Int(0)),
-        ("clevel".into(), Json::Int(1)),
-        ("cname".into(), Json::Str("zstd".into())),
-        ("id".into(), Json::Str("blosc".into())),
-        ("shuffle".into(), Json::Int(1)),
-    ])
-}
-
-/// A memcpyed Blosc frame (flags as numcodecs writes them for Blosc/zstd byte-shuffle).
-fn blosc_frame(data: &[u8], typesize: usize) -> Vec<u8> {
-    let mut f = Vec::with_capacity(16 + data.len());
-    f.push(2); // format version
-    f.push(1); // zstd format version
-    f.push(0x93); // zstd | don't split | memcpyed | byte shuffle
-    f.push(if typesize <= 255 { typesize as u8 } else { 1 });
-    let n = data.len() as u32;
-    f.extend_from_slice(&n.to_le_bytes()); // nbytes
-    f.extend_from_slice(&n.to_le_bytes()); // blocksize
-    f.extend_from_slice(&(n + 16).to_le_bytes()); // cbytes
-    f.extend_from_slice(data);
-    f
-}
-
-impl ZarrDirWriter {
-    /// Creates a new store at `path` (which must not exist) with a root `.zgroup`.
-    pub fn create(path: impl AsRef<Path>) -> Result<ZarrDirWriter> {
-        let path = path.as_ref();
-        let file = path.display().to_string();
-        let loc = Location::new(file.clone(), "/");
-        if path.exists() {
-            return Err(SignalError::write(&loc, "the store already exists"));
-        }
-        std::fs::create_dir_all(path).map_err(|e| SignalError::io(&loc, e))?;
-        let w = ZarrDirWriter {
-            at: GroupPath::root(path, file),
-        };
-        w.write_doc(
-            ".zgroup",
-            &Json::Object(vec![("zarr_format".into(), Json::Int(2))]),
-        )?;
-        Ok(w)
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.at.dir()
-    }
-
-    fn write_doc(&self, name: &str, j: &Json) -> Result<()> {
-        let p = self.dir().join(name);
-        std::fs::write(&p, json::to_zarr_string(j))
-            .map_err(|e| SignalError::io(&self.location().child(name), e))
-    }
-
-    fn check_name(&self, name: &str) -> Result<()> {
-        if !ZarrDirGroup::valid_name(name) || name.starts_with('.') {
-            return Err(SignalError::write(
-                &self.location().child(name),
-                "this key cannot be a Zarr directory name",
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn value_to_attr_json(v: &Value) -> std::result::Result<Option<Json>, String> {
-    Ok(Some(match v {
-        Value::Str(s) => Json::Str(s.clone()),
-        Value::Int(i) => Json::Int(*i),
-        Value::UInt(u) => Json::UInt(*u),
-        Value::Float(f) => Json::Float(*f),
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Complex(..) => return Ok(None),
-        Value::Bytes(_) => {
-            return Err("bytes containing NUL cannot be stored in a Zarr attribute (the reference zspy save fails too)".into());
-        }
-        other => return Err(format!("a {} is not an attribute value", other.kind())),
-    }))
-}
-
-impl GroupWrite for ZarrDirWriter {
-    fn location(&self) -> Location {
-        self.at.location()
-    }
-
-    fn require_group(&mut self, name: &str) -> Result<Self> {
-        self.check_name(name)?;
-        let dir = self.dir().join(name);
-        let loc = self.location().child(name);
-        if dir.join(".zarray").exists() {
-            return Err(SignalError::write(&loc, "an array of that name exists"));
-        }
-        let child = ZarrDirWriter {
-            at: self.at.child(name),
-        };
-        if !dir.join(".zgroup").exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| SignalError::io(&loc, e))?;
-            child.write_doc(
-                ".zgroup",
-                &Json::Object(vec![("zarr_format".into(), Json::Int(2))]),
-            )?;
-        }
-        Ok(child)
-    }
-
-    fn set_attr(&mut self, name: &str, value: &Value) -> Result<AttrWrite> {
-        let loc = self.location().child(name);
-        let j = match value_to_attr_json(value) {
-            Ok(Some(j)) => j,
-            Ok(None) => {
-                return Ok(AttrWrite::Dropped(format!(
-                    "a {} cannot be stored in Zarr attributes (zarr's JSON encoder drops it)",
-                    value.kind()
-                )));
-            }
-            Err(e) => return Err(SignalError::write(&loc, e)),
-        };
-        let key = format!("{}/.zattrs", self.location().path.trim_end_matches('/'));
-        let mut members = match read_json(&self.location(), &self.dir().join(".zattrs"), &key)? {
-            Some(Json::Object(m)) => m,
-            _ => vec![],
-        };
-        if let Some(slot) = members.iter_mut().find(|(k, _)| k == name) {
-            slot.1 = j;
-        } else {
-            members.push((name.to_string(), j));
-        }
-        self.write_doc(".zattrs", &Json::Object(members))?;
-        Ok(AttrWrite::Written)
-    }
-
-    fn write_dataset(
-        &mut self,
-        name: &str,
-        value: &DatasetValue,
-        chunks: Option<&[usize]>,
-    ) -> Result<()> {
-        self.check_name(name)?;
-        let loc = self.location().child(name);
-        let a = match value {
-            DatasetValue::Loaded(a) => a,
-            DatasetValue::Deferred(r) => {
-                return Err(SignalError::write(
-                    &loc,
-                    format!(
-                        "the values of '{}' were not read ({}); they cannot be written",
-                        r.path, r.reason
-                    ),
-                ));
-            }
-        };
-        let dir = self.dir().join(name);
-        if dir.join(".zgroup").exists() {
-            return Err(SignalError::write(&loc, "a group of that name exists"));
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| SignalError::io(&loc, e))?;
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| SignalError::io(&loc, e))?;
-        // Element layout.
-        let (dtype_json, filters, fill, typesize) = match (&a.dtype, &a.data) {
-            (ArrayDType::VlenStr | ArrayDType::FixedUnicode(_), ArrayData::Strings(_)) => (
-                Json::Str("|O".into()),
-                Json::Array(vec![Json::Object(vec![(
-                    "id".into(),
-                    Json::Str("vlen-utf8".into()),
-                )])]),
-                Json::Int(0),
-                1,
-            ),
-            (ArrayDType::Object, ArrayData::Cells(cells)) => {
-                let cell_dtype = cells
-                    .first()
-                    .map(|c| c.dtype.clone())
-                    .unwrap_or(ArrayDType::F64);
-                let Some(ts) = cell_dtype.typestr().filter(|_| cell_dtype.is_raw()) else {
-                    return Err(SignalError::unsupported(
-                        &loc,
-                        "ragged cells of strings (msgpack2) cannot be written yet",
-                    ));
-                };
-                (
-                    Json::Str("|O".into()),
-                    Json::Array(vec![Json::Object(vec![
-                        ("dtype".into(), Json::Str(ts)),
-                        ("id".into(), Json::Str("vlen-array".into())),
-                    ])]),
-                    Json::Int(0),
-                    1,
-                )
-            }
-            (dt, ArrayData::Raw(_)) => {
-                let fill = match dt {
-                    ArrayDType::Bool => Json::Bool(false),
-                    ArrayDType::Int { .. } | ArrayDType::UInt { .. } => Json::Int(0),
-                    ArrayDType::Float { .. } => Json::Float(0.0),
-                    ArrayDType::Complex { .. } => {
-                        Json::Array(vec![Json::Float(0.0), Json::Float(0.0)])
-                    }
-                    ArrayDType::FixedBytes(_) => Json::Str(String::new()),
-                    other => Json::Str(base64_encode(&vec![0u8; other.itemsize().unwrap_or(0)])),
-                };
-                (
-                    dtype_to_json(dt),
-                    Json::Null,
-                    fill,
-                    dt.itemsize().unwrap_or(1),
-                )
-            }
-            _ => {
-                return Err(SignalError::write(
-                    &loc,
-                    "array data does not match its dtype",
-                ));
-            }
-        };
-        let chunks: Vec<usize> = match chunks {
-            Some(c) => c.to_vec(),
-            None => zarr_guess_chunks(&a.shape, a.dtype.itemsize().unwrap_or(8)),
-        };
-        let doc = Json::Object(vec![
-            (
-                "chunks".into(),
-                Json::Array(chunks.iter().map(|&c| Json::Int(c as i64)).collect()),
-            ),
-            ("compressor".into(), default_compressor()),
-            ("dimension_separator".into(), Json::Str("/".into())),
-            ("dtype".into(), dtype_json),
-            ("fill_value".into(), fill),
-            ("filters".into(), filters),
-            ("order".into(), Json::Str("C".into())),
-            (
-                "shape".into(),
-                Json::Array(a.shape.iter().map(|&s| Json::Int(s as i64)).collect()),
-            ),
-            ("zarr_format".into(), Json::Int(2)),
-        ]);
-        std::fs::write(dir.join(".zarray"), json::to_zarr_string(&doc))
-            .map_err(|e| SignalError::io(&loc, e))?;
-        // Chunks (full size, padded at the edges).
-        let nd = a.shape.len();
-        let grid: Vec<usize> = a
-            .shape
-            .iter()
-            .zip(&chunks)
-            .map(|(s, c)| s.div_ceil(*c))
-            .collect();
-        let nchunks: usize = if a.shape.contains(&0) {
-            0
-        } else {
-            grid.iter().product()
-        };
-        let chunk_len: usize = chunks.iter().product();
-        let mut cidx = vec![0usize; nd];
-        for c in 0..nchunks {
-            let mut rem = c;
-            for d in (0..nd).rev() {
-                cidx[d] = rem % grid[d];
-                rem /= grid[d];
-            }
-            let payload = match &a.data {
-                ArrayData::Raw(b) => {
-                    let size = typesize;
-                    let mut out = vec![0u8; chunk_len * size];
-                    for_each_in_chunk(&cidx, &chunks, &a.shape, |l, g| {
-                        out[l * size..(l + 1) * size].copy_from_slice(&b[g * size..(g + 1) * size]);
-                    });
-                    out
-                }
-                ArrayData::Strings(s) => {
-                    let mut items = vec![String::new(); chunk_len];
-                    for_each_in_chunk(&cidx, &chunks, &a.shape, |l, g| items[l] = s[g].clone());
-                    let mut out = (chunk_len as u32).to_le_bytes().to_vec();
-                    for it in items {
-                        out.extend_from_slice(&(it.len() as u32).to_le_bytes());
-                        out.extend_from_slice(it.as_bytes());
-                    }
-                    out
-                }
-                ArrayData::Cells(cs) => {
-                    let mut items: Vec<Vec<u8>> = vec![Vec::new(); chunk_len];
-                    for_each_in_chunk(&cidx, &chunks, &a.shape, |l, g| {
-                        if let ArrayData::Raw(b) = &cs[g].data {
-                            items[l] = b.clone();
-                        }
-                    });
-                    let mut out = (chunk_len as u32).to_le_bytes().to_vec();
-                    for it in items {
-                        out.extend_from_slice(&(it.len() as u32).to_le_bytes());
-                        out.extend_from_slice(&it);
-                    }
-                    out
-                }
-            };
-            let key = cidx
-                .iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join("/");
-            let p = dir.join(&key);
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| SignalError::io(&loc, e))?;
-            }
-            std::fs::write(&p, blosc_frame(&payload, typesize))
-                .map_err(|e| SignalError::io(&loc.child(&key), e))?;
-        }
-        Ok(())
-    }
-
-    fn contains(&self, name: &str) -> Result<bool> {
-        let d = self.dir().join(name);
-        Ok(d.join(".zgroup").exists() || d.join(".zarray").exists())
-    }
 }
