@@ -26,7 +26,8 @@ Times: ``wall`` is the child's whole life (interpreter start, imports, everythin
 for HyperSpy the script also reports ``work``, timed inside the child around load + save
 (or load + sum) only, after ``import hyperspy.api, rsciio.zspy, dask.array, zarr``. The ratios use HyperSpy's ``work``
 against lazyspy's whole ``wall`` (the conservative choice for lazyspy). Peak memory is the
-child's ``ru_maxrss`` (``os.wait4``). Afterwards the two outputs are opened with zarr and
+child's ``ru_maxrss`` (``os.wait4`` in a small launcher process, so that this script's
+own memory is not charged to the child; the floor is the launcher's ~9 MiB). Afterwards the two outputs are opened with zarr and
 their data compared chunk by chunk (SHA-256 of each output's bytes in C order, which must be
 equal), and lazyspy's ``sum`` is compared with HyperSpy's.
 
@@ -95,21 +96,45 @@ def ensure_hyperspy():
 # Child processes
 
 
+# The peak RSS of a child must not include this process's memory: a child forked (or
+# vforked) from here is charged with our resident set when it execs (Linux accounts the old
+# address space's high-water mark into ru_maxrss at exec). So a tiny launcher, an isolated
+# Python without site packages (about 9 MiB), forks the measured command and reports its
+# rusage from wait4; the floor of any measurement is the launcher's own size.
+LAUNCHER = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"wall": time.perf_counter() - t0, "maxrss_kib": ru.ru_maxrss,
+               "cpu": ru.ru_utime + ru.ru_stime, "code": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
 def run_child(cmd: list[str], env=None) -> dict:
-    """Runs `cmd`; returns wall time, peak RSS (MiB), exit status and output."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
-        _, status, ru = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
+    """Runs `cmd` through the launcher; returns wall time, peak RSS (MiB), CPU seconds, exit
+    status and output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(suffix=".json") as rep:
+        r = subprocess.run([sys.executable, "-I", "-S", "-c", LAUNCHER, rep.name, *cmd],
+                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+        if r.returncode != 0:
+            raise RuntimeError(f"the launcher failed for {cmd}")
+        with open(rep.name) as f:
+            m = json.load(f)
         out.seek(0)
         err.seek(0)
         return {
-            "wall": wall,
-            "rss_mib": ru.ru_maxrss / 1024.0,  # KiB on Linux
-            "cpu": ru.ru_utime + ru.ru_stime,
-            "code": p.returncode,
+            "wall": m["wall"],
+            "rss_mib": m["maxrss_kib"] / 1024.0,  # KiB on Linux
+            "cpu": m["cpu"],
+            "code": m["code"],
             "stdout": out.read().decode(errors="replace"),
             "stderr": err.read().decode(errors="replace"),
         }
