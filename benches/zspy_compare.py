@@ -389,9 +389,9 @@ def main():
 
 def print_table(results, repeat):
     print()
-    print(f"| case | job | HyperSpy work (wall) | HyperSpy peak RSS | lazyspy wall | "
-          f"lazyspy peak RSS | speed-up | target |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| case | job | HyperSpy work (wall) | HyperSpy CPU | HyperSpy peak RSS | "
+          f"lazyspy wall | lazyspy CPU | lazyspy peak RSS | speed-up | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for case, res in results.items():
         mib = 1
         for n in res["shape"]:
@@ -410,11 +410,16 @@ def print_table(results, repeat):
                 ratio_txt = f"**{ratio:.1f}x**"
             else:
                 ratio_txt, verdict = "-", "-"
+            hs_cpu = f"{min(r['cpu'] for r in res['runs'][f'hs_{job}'] if r['code'] == 0):.2f} s" if hs else "-"
+            lz_cpu = f"{min(r['cpu'] for r in res['runs'][f'lz_{job}'] if r['code'] == 0):.2f} s" if lz else "-"
             print(f"| {case} {res['dtype']} {tuple(res['shape'])} ({mib:.0f} MiB) | {job} | "
-                  f"{hs_txt} | {hs_mem} | {lz_txt} | {lz_mem} | {ratio_txt} | "
+                  f"{hs_txt} | {hs_cpu} | {hs_mem} | {lz_txt} | {lz_cpu} | {lz_mem} | {ratio_txt} | "
                   f">= {target:.0f}x: {verdict} |")
     print()
-    print("Peak RSS is the maximum over the runs; times are the best run.")
+    print("Peak RSS is the maximum over the runs; times are the best run. CPU is the child "
+          "process's user + system time (HyperSpy's includes interpreter start and imports); "
+          "on a shared machine wall-clock ratios are only as good as the load is low, "
+          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.")
     for case, res in results.items():
         out = res["outputs"]
         if "error" in out:
