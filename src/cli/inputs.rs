@@ -4,9 +4,7 @@
 use std::path::Path;
 
 use lazyspy::ExecConfig;
-use lazyspy::signal::{
-    Signal, ZspyWriteOptions, ZspyWriteReport, open_zspy, write_zspy_signals,
-};
+use lazyspy::signal::{Signal, ZspyWriteOptions, ZspyWriteReport, open_zspy, write_zspy_signals};
 
 use super::CliError;
 

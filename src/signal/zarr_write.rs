@@ -347,6 +347,7 @@ impl GroupWrite for ZarrDirWriter {
             .erase_prefix(&child.prefix)
             .map_err(|e| SignalError::io(&loc, e))?;
         // Element layout.
+        let mut msgpack = false;
         let (dtype_json, filters, fill, typesize) = match (&a.dtype, &a.data) {
             (ArrayDType::VlenStr | ArrayDType::FixedUnicode(_), ArrayData::Strings(_)) => (
                 Json::Str("|O".into()),
@@ -362,21 +363,39 @@ impl GroupWrite for ZarrDirWriter {
                     .first()
                     .map(|c| c.dtype.clone())
                     .unwrap_or(ArrayDType::F64);
-                let Some(ts) = cell_dtype.typestr().filter(|_| cell_dtype.is_raw()) else {
-                    return Err(SignalError::unsupported(
-                        &loc,
-                        "ragged cells of strings (msgpack2) cannot be written yet",
-                    ));
-                };
-                (
-                    Json::Str("|O".into()),
-                    Json::Array(vec![Json::Object(vec![
-                        ("dtype".into(), Json::Str(ts)),
-                        ("id".into(), Json::Str("vlen-array".into())),
-                    ])]),
-                    Json::Int(0),
-                    1,
-                )
+                if cells
+                    .iter()
+                    .all(|c| matches!(c.data, ArrayData::Strings(_)))
+                {
+                    msgpack = true;
+                    (
+                        Json::Str("|O".into()),
+                        Json::Array(vec![Json::Object(vec![
+                            ("id".into(), Json::Str("msgpack2".into())),
+                            ("raw".into(), Json::Bool(false)),
+                            ("use_bin_type".into(), Json::Bool(true)),
+                            ("use_single_float".into(), Json::Bool(false)),
+                        ])]),
+                        Json::Int(0),
+                        1,
+                    )
+                } else {
+                    let Some(ts) = cell_dtype.typestr().filter(|_| cell_dtype.is_raw()) else {
+                        return Err(SignalError::unsupported(
+                            &loc,
+                            "ragged cells must all be numeric or all strings",
+                        ));
+                    };
+                    (
+                        Json::Str("|O".into()),
+                        Json::Array(vec![Json::Object(vec![
+                            ("dtype".into(), Json::Str(ts)),
+                            ("id".into(), Json::Str("vlen-array".into())),
+                        ])]),
+                        Json::Int(0),
+                        1,
+                    )
+                }
             }
             (dt, ArrayData::Raw(_)) => {
                 let fill = match dt {
@@ -465,6 +484,15 @@ impl GroupWrite for ZarrDirWriter {
                     }
                     out
                 }
+                ArrayData::Cells(cs) if msgpack => {
+                    let mut items: Vec<Option<&[String]>> = vec![None; chunk_len];
+                    for_each_in_chunk(&cidx, &chunks, &a.shape, |l, g| {
+                        if let ArrayData::Strings(v) = &cs[g].data {
+                            items[l] = Some(v);
+                        }
+                    });
+                    msgpack2_chunk(&items, &chunks)
+                }
                 ArrayData::Cells(cs) => {
                     let mut items: Vec<Vec<u8>> = vec![Vec::new(); chunk_len];
                     for_each_in_chunk(&cidx, &chunks, &a.shape, |l, g| {
@@ -502,4 +530,86 @@ impl GroupWrite for ZarrDirWriter {
 /// `{"zarr_format": 2}`, the `.zgroup` document.
 pub fn zgroup_doc() -> Json {
     Json::Object(vec![("zarr_format".into(), Json::Int(2))])
+}
+
+/// One chunk in numcodecs' `MsgPack` encoding (spec §5.5): a MessagePack array of the
+/// chunk's items nested by the chunk shape (each item a list of strings; `0` for an item
+/// outside the array), then `"|O"` and the chunk shape.
+fn msgpack2_chunk(items: &[Option<&[String]>], chunk_shape: &[usize]) -> Vec<u8> {
+    fn array_header(out: &mut Vec<u8>, n: usize) {
+        if n < 16 {
+            out.push(0x90 | n as u8);
+        } else if n <= u16::MAX as usize {
+            out.push(0xdc);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        } else {
+            out.push(0xdd);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+    }
+    fn string(out: &mut Vec<u8>, s: &str) {
+        let n = s.len();
+        if n < 32 {
+            out.push(0xa0 | n as u8);
+        } else if n <= u8::MAX as usize {
+            out.push(0xd9);
+            out.push(n as u8);
+        } else if n <= u16::MAX as usize {
+            out.push(0xda);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        } else {
+            out.push(0xdb);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+        out.extend_from_slice(s.as_bytes());
+    }
+    fn uint(out: &mut Vec<u8>, v: u64) {
+        if v < 128 {
+            out.push(v as u8);
+        } else if v <= u8::MAX as u64 {
+            out.extend_from_slice(&[0xcc, v as u8]);
+        } else if v <= u16::MAX as u64 {
+            out.push(0xcd);
+            out.extend_from_slice(&(v as u16).to_be_bytes());
+        } else if v <= u32::MAX as u64 {
+            out.push(0xce);
+            out.extend_from_slice(&(v as u32).to_be_bytes());
+        } else {
+            out.push(0xcf);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+    /// The items of the sub-block starting at `offset` along dimensions `dims`.
+    fn nested(out: &mut Vec<u8>, items: &[Option<&[String]>], dims: &[usize], offset: usize) {
+        let Some((&n, rest)) = dims.split_first() else {
+            match items[offset] {
+                Some(cell) => {
+                    array_header(out, cell.len());
+                    for s in cell {
+                        string(out, s);
+                    }
+                }
+                None => out.push(0),
+            }
+            return;
+        };
+        let stride: usize = rest.iter().product();
+        array_header(out, n);
+        for i in 0..n {
+            nested(out, items, rest, offset + i * stride);
+        }
+    }
+    let mut out = Vec::new();
+    let (&first, rest) = chunk_shape.split_first().unwrap_or((&1, &[]));
+    let stride: usize = rest.iter().product();
+    array_header(&mut out, first + 2);
+    for i in 0..first {
+        nested(&mut out, items, rest, i * stride);
+    }
+    string(&mut out, "|O");
+    array_header(&mut out, chunk_shape.len());
+    for &c in chunk_shape {
+        uint(&mut out, c as u64);
+    }
+    out
 }
