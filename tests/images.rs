@@ -174,6 +174,8 @@ fn every_tifffile_variant_matches_numpy() {
         "bigtiff_f32.tif",
         "multipage_f32.tif",
         "imagej_f32.tif",
+        "imagej_onedir_f32.tif",
+        "imagej_onedir_bigendian_u16.tif",
         "npy_bigendian_f4.npy",
         "npy_fortran_f8.npy",
         "npy_stack_i2.npy",

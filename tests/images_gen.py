@@ -97,6 +97,15 @@ tif("multipage_bigtiff_tiled_f64", data("float64", (2, H, W)), bigtiff=True, til
 imagej("imagej_f32", data("float32", (5, H, W)))
 imagej("imagej_u16", data("uint16", (6, H, W)))
 imagej("imagej_u8", data("uint8", (2, H, W)))
+# ImageJ stacks with a single directory (as ImageJ and tifffile write stacks over 4 GB).
+for name, arr, order in [("imagej_onedir_f32", data("float32", (4, H, W)), "<"),
+                         ("imagej_onedir_bigendian_u16", data("uint16", (3, H, W)), ">")]:
+    path = os.path.join(out, name + ".tif")
+    tifffile.imwrite(path, arr, imagej=True, truncate=True, byteorder=order, metadata={"axes": "ZYX"})
+    with tifffile.TiffFile(path) as t:
+        assert t.is_imagej and len(t.pages) == 1, name
+        assert np.array_equal(t.asarray(), arr), name
+    variants.append([path, ref(name, arr), str(arr.dtype.newbyteorder("="))])
 
 # NPY inputs numpy writes in other layouts: big-endian, Fortran order, 3-D.
 def npy(name, arr, stored):

@@ -48,6 +48,10 @@ pub struct ImageHeader {
     pub width: usize,
     /// Element type.
     pub dtype: DType,
+    /// For an ImageJ stack stored with one directory (pages contiguous and uncompressed
+    /// after the first page's data): the byte offset of page 0 and whether the samples are
+    /// big-endian.
+    pub(crate) contiguous: Option<(u64, bool)>,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> ImageError {
@@ -129,7 +133,10 @@ pub fn probe(path: &Path) -> Result<ImageHeader, ImageError> {
 /// header the stack was opened with.
 pub fn decode_page(path: &Path, header: &ImageHeader, page: usize) -> Result<DynArray, ImageError> {
     let a = match header.format {
-        ImageFormat::Tiff => decode_tiff(path, page)?,
+        ImageFormat::Tiff => match header.contiguous {
+            Some((offset, big)) => decode_contiguous(path, header, page, offset, big)?,
+            None => decode_tiff(path, page)?,
+        },
         ImageFormat::Npy => decode_npy(path, page)?,
         ImageFormat::Png => decode_png(path)?,
         ImageFormat::Jpeg => decode_jpeg(path)?,
@@ -248,13 +255,128 @@ fn probe_tiff(path: &Path) -> Result<ImageHeader, ImageError> {
         }
         pages += 1;
     }
+    let mut contiguous = None;
+    if pages == 1 {
+        dec.seek_to_image(0).map_err(|e| tiff_err(path, e))?;
+        if let Some(n) = imagej_images(&mut dec)
+            && n > 1
+        {
+            contiguous = Some(imagej_contiguous(
+                path,
+                &mut dec,
+                n,
+                height * width * dtype.size(),
+            )?);
+            pages = n;
+        }
+    }
     Ok(ImageHeader {
         format: ImageFormat::Tiff,
         pages,
         height,
         width,
         dtype,
+        contiguous,
     })
+}
+
+/// The `images=N` of an ImageJ description (`ImageJ=...` in tag ImageDescription).
+fn imagej_images(dec: &mut Decoder<BufReader<File>>) -> Option<usize> {
+    let desc = dec
+        .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
+        .ok()?;
+    if !desc.starts_with("ImageJ=") {
+        return None;
+    }
+    desc.lines()
+        .find_map(|l| l.strip_prefix("images="))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// An ImageJ stack of `n` pages written with a single directory (as ImageJ and tifffile do
+/// for stacks over 4 GB): the pages follow one another, uncompressed, from the first
+/// page's first strip. Returns that offset and whether the data is big-endian.
+fn imagej_contiguous(
+    path: &Path,
+    dec: &mut Decoder<BufReader<File>>,
+    n: usize,
+    page_bytes: usize,
+) -> Result<(u64, bool), ImageError> {
+    use tiff::tags::Tag;
+    let compression: u16 = dec
+        .find_tag_unsigned(Tag::Compression)
+        .map_err(|e| tiff_err(path, e))?
+        .unwrap_or(1);
+    if compression != 1 {
+        return Err(unsupported(
+            path,
+            format!("ImageJ stack of {n} images in one compressed directory"),
+        ));
+    }
+    if dec.find_tag(Tag::TileOffsets).ok().flatten().is_some() {
+        return Err(unsupported(
+            path,
+            format!("tiled ImageJ stack of {n} images in one directory"),
+        ));
+    }
+    let offsets = dec
+        .get_tag_u64_vec(Tag::StripOffsets)
+        .map_err(|e| tiff_err(path, e))?;
+    let counts = dec
+        .get_tag_u64_vec(Tag::StripByteCounts)
+        .map_err(|e| tiff_err(path, e))?;
+    let first = *offsets
+        .first()
+        .ok_or_else(|| bad(path, "no strip offsets"))?;
+    let mut next = first;
+    for (o, c) in offsets.iter().zip(&counts) {
+        if *o != next {
+            return Err(unsupported(
+                path,
+                format!("ImageJ stack of {n} images in one directory with non-contiguous strips"),
+            ));
+        }
+        next = o + c;
+    }
+    let need = first + (n * page_bytes) as u64;
+    let len = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
+    if len < need {
+        return Err(bad(
+            path,
+            format!("truncated ImageJ stack: {len} bytes, {n} images need {need}"),
+        ));
+    }
+    let big = dec.byte_order() == tiff::tags::ByteOrder::BigEndian;
+    Ok((first, big))
+}
+
+/// Reads page `page` of a contiguous ImageJ stack directly.
+fn decode_contiguous(
+    path: &Path,
+    header: &ImageHeader,
+    page: usize,
+    offset: u64,
+    big: bool,
+) -> Result<DynArray, ImageError> {
+    let (h, w, dtype) = (header.height, header.width, header.dtype);
+    let n = h * w * dtype.size();
+    let mut r = open(path)?;
+    r.seek(SeekFrom::Start(offset + (page * n) as u64))
+        .map_err(|e| io_err(path, e))?;
+    let mut bytes = vec![0u8; n];
+    r.read_exact(&mut bytes).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            bad(path, format!("truncated ImageJ stack (page {page})"))
+        } else {
+            io_err(path, e)
+        }
+    })?;
+    if big != cfg!(target_endian = "big") && dtype.size() > 1 {
+        for c in bytes.chunks_exact_mut(dtype.size()) {
+            c.reverse();
+        }
+    }
+    DynArray::from_bytes(dtype, &[h, w], &bytes).map_err(|e| bad(path, e))
 }
 
 /// Sample types a TIFF page decodes to: plain numbers, every bit pattern a valid value.
@@ -400,6 +522,7 @@ fn probe_npy(path: &Path) -> Result<ImageHeader, ImageError> {
         height,
         width,
         dtype,
+        contiguous: None,
     })
 }
 
@@ -500,6 +623,7 @@ fn probe_png(path: &Path) -> Result<ImageHeader, ImageError> {
         height: info.height as usize,
         width: info.width as usize,
         dtype,
+        contiguous: None,
     })
 }
 
@@ -579,6 +703,7 @@ fn probe_jpeg(path: &Path) -> Result<ImageHeader, ImageError> {
         height: info.height as usize,
         width: info.width as usize,
         dtype: DType::U8,
+        contiguous: None,
     })
 }
 
