@@ -421,13 +421,63 @@ fn read_tiff_page<T: TiffSample>(
         )
     })?;
     v.resize(n, T::default());
-    dec.read_image_bytes(sample_bytes_mut(&mut v))
-        .map_err(|e| tiff_err(path, e))?;
+    let tiled = dec.get_chunk_type() == tiff::decoder::ChunkType::Tile;
+    let (tile_w, tile_h) = if tiled {
+        dec.chunk_dimensions()
+    } else {
+        (0, 0)
+    };
+    if tiled && tile_w > 0 && !w.is_multiple_of(tile_w as usize) {
+        read_tiles_whole::<T>(path, dec, &mut v, w, tile_w as usize, tile_h as usize)?;
+    } else {
+        dec.read_image_bytes(sample_bytes_mut(&mut v))
+            .map_err(|e| tiff_err(path, e))?;
+    }
     Ok(DynArray::from_array(
         Array2::from_shape_vec((h, w), v)
             .map_err(|e| bad(path, e))?
             .into_dyn(),
     ))
+}
+
+/// Reads a tiled image whose right column of tiles sticks out of the image, one whole tile
+/// at a time (padding included) and copies the data part of each into `out` (`w` wide).
+///
+/// Works around the `tiff` crate 0.11.3, whose whole-image read decodes such edge tiles
+/// row by row and fails on LZW tiles ("no lzw end code found"); reading full-width tile
+/// rows takes its other path.
+fn read_tiles_whole<T: TiffSample>(
+    path: &Path,
+    dec: &mut Decoder<BufReader<File>>,
+    out: &mut [T],
+    w: usize,
+    tile_w: usize,
+    tile_h: usize,
+) -> Result<(), ImageError> {
+    let size = std::mem::size_of::<T>();
+    let across = w.div_ceil(tile_w);
+    let tiles = dec.tile_count().map_err(|e| tiff_err(path, e))? as usize;
+    let mut buf = tiff::decoder::DecodingResult::U8(Vec::new());
+    for t in 0..tiles {
+        let (dw, dh) = dec.chunk_data_dimensions(t as u32);
+        let (dw, dh) = (dw as usize, dh as usize);
+        dec.read_chunk_to_buffer(&mut buf, t as u32, tile_w * size)
+            .map_err(|e| tiff_err(path, e))?;
+        let decoded = buf.as_buffer(0);
+        let bytes = decoded.as_bytes();
+        let (y0, x0) = ((t / across) * tile_h, (t % across) * tile_w);
+        for r in 0..dh {
+            let src = bytes
+                .get(r * tile_w * size..(r * tile_w + dw) * size)
+                .ok_or_else(|| bad(path, format!("tile {t} decoded short")))?;
+            let start = (y0 + r) * w + x0;
+            let dst = out
+                .get_mut(start..start + dw)
+                .ok_or_else(|| bad(path, format!("tile {t} lies outside the image")))?;
+            sample_bytes_mut(dst).copy_from_slice(src);
+        }
+    }
+    Ok(())
 }
 
 fn decode_tiff(path: &Path, page: usize) -> Result<DynArray, ImageError> {
