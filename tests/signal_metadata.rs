@@ -1,7 +1,9 @@
 //! The HyperSpy metadata layer against the fixtures written by HyperSpy 2.5 /
-//! RosettaSciIO 0.15 (`tests/data/hyperspy`): every `.zspy` directory store is read and
-//! compared with its `.expected.json` sidecar (what the reference reader returns), and
-//! trees are written back (in memory and to a Zarr directory) and read again.
+//! RosettaSciIO 0.15 (`tests/data/hyperspy`) and the legacy stores of
+//! `../shared/fixtures/{rsciio-legacy,hyperspy-legacy}` (required when `CI=true`): every
+//! `.zspy` store, directory or zip, is read and compared with its `.expected.json` sidecar
+//! (what the reference reader returns), and trees are written back (in memory and to a
+//! Zarr directory) and read again.
 
 use std::path::{Path, PathBuf};
 
@@ -144,7 +146,14 @@ fn array_json(a: &Array) -> J {
             cell.insert("index".into(), json!(index));
             cell.insert("shape".into(), json!(c.shape));
             cell.insert("dtype".into(), J::from(c.dtype.numpy_name()));
-            cell.insert("dtype_descr".into(), dtype_descr(&c.dtype));
+            let is_str = matches!(
+                c.dtype,
+                ArrayDType::FixedBytes(_) | ArrayDType::FixedUnicode(_) | ArrayDType::VlenStr
+            );
+            if !is_str {
+                // The sidecars give string cells' values only.
+                cell.insert("dtype_descr".into(), dtype_descr(&c.dtype));
+            }
             if let Some(b) = raw_bytes(c) {
                 cell.insert("sha256".into(), J::from(sha256_hex(b)));
                 concat.extend_from_slice(b);
@@ -464,17 +473,46 @@ fn check_fixture(p: &Path) -> (Vec<String>, Vec<String>) {
     (c.errors, c.deferred)
 }
 
-#[test]
-fn every_zspy_fixture_matches_its_sidecar() {
-    let fixtures = zspy_fixtures();
-    assert!(fixtures.len() >= 20, "fixtures missing: {}", fixtures.len());
+/// Where the shared fixtures live: `$LAZYSPY_SHARED_FIXTURES`, else `../shared/fixtures`
+/// next to the repository (as in CI).
+fn shared_fixtures() -> PathBuf {
+    match std::env::var_os("LAZYSPY_SHARED_FIXTURES") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
+    }
+}
+
+/// The `.zspy` stores (directories and zip files) of a legacy fixture folder; `None` (with
+/// a note) when the folder is missing outside CI. With `CI=true` a missing folder fails.
+fn legacy_zspy(folder: &str) -> Option<Vec<PathBuf>> {
+    let dir = shared_fixtures().join(folder);
+    if !dir.is_dir() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!(
+                "CI=true but the legacy fixtures {} are missing",
+                dir.display()
+            );
+        }
+        eprintln!(
+            "SKIP: {} not found: legacy .zspy stores not checked",
+            dir.display()
+        );
+        return None;
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "zspy"))
+        .collect();
+    v.sort();
+    Some(v)
+}
+
+fn check_all(fixtures: &[PathBuf]) -> (usize, Vec<String>, Vec<String>) {
     let mut failures = Vec::new();
     let mut checked = 0;
     let mut all_deferred = Vec::new();
-    for p in &fixtures {
-        if p.is_file() {
-            continue; // zip store, see zip_store_is_detected
-        }
+    for p in fixtures {
         let (errors, deferred) = check_fixture(p);
         checked += 1;
         for d in deferred {
@@ -493,14 +531,41 @@ fn every_zspy_fixture_matches_its_sidecar() {
             ));
         }
     }
+    (checked, failures, all_deferred)
+}
+
+#[test]
+fn every_zspy_fixture_matches_its_sidecar() {
+    let fixtures = zspy_fixtures();
+    let (checked, failures, deferred) = check_all(&fixtures);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!(checked, 22, "directory fixtures checked");
-    // Only the one metadata array whose chunk is really zstd-compressed stays unread.
-    assert_eq!(all_deferred.len(), 1, "{all_deferred:#?}");
+    // 22 directory stores and the zip store.
+    assert_eq!(checked, 23, "fixtures checked");
     assert!(
-        all_deferred[0].contains("array_large_float32"),
-        "{all_deferred:?}"
+        fixtures.iter().any(|p| p.is_file()),
+        "the zip store is checked"
     );
+    // Every metadata array is read, whatever its compressor.
+    assert!(deferred.is_empty(), "{deferred:#?}");
+}
+
+#[test]
+fn legacy_zspy_fixtures_match_their_sidecars() {
+    let mut total = 0;
+    for folder in ["rsciio-legacy", "hyperspy-legacy"] {
+        let Some(fixtures) = legacy_zspy(folder) else {
+            continue;
+        };
+        let (checked, failures, deferred) = check_all(&fixtures);
+        assert!(failures.is_empty(), "{folder}: {}", failures.join("\n"));
+        assert!(deferred.is_empty(), "{folder}: {deferred:#?}");
+        total += checked;
+    }
+    eprintln!("legacy .zspy stores checked: {total}");
+    if legacy_zspy("rsciio-legacy").is_some() {
+        // RosettaSciIO's three stores: a DirectoryStore and two zip stores.
+        assert!(total >= 3, "only {total} legacy stores");
+    }
 }
 
 #[test]
@@ -525,16 +590,56 @@ fn comparison_catches_a_wrong_value() {
 }
 
 #[test]
-fn zip_store_is_detected() {
-    let p = fixtures_dir().join("zip_store.zspy");
-    assert!(p.is_file());
-    match read_zspy_file(&p) {
-        Err(e @ SignalError::ZipUnsupported { .. }) => {
-            let msg = e.to_string();
-            assert!(msg.contains("zip stores are not supported yet"), "{msg}");
-            assert!(msg.contains("zip_store.zspy"), "{msg}");
+fn zip_stores_read_their_last_duplicate_entries() {
+    let mut zips: Vec<PathBuf> = zspy_fixtures()
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+    zips.extend(
+        legacy_zspy("rsciio-legacy")
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.is_file()),
+    );
+    assert!(!zips.is_empty());
+    for p in zips {
+        let (exp, _) = sidecar(&p);
+        let store = lazyspy::signal::ZarrStore::open(&p).unwrap();
+        assert!(store.is_zip(), "{}", p.display());
+        let zip = store.zip().unwrap();
+        assert_eq!(
+            zip.entries().len() as u64,
+            exp["zip_entries"].as_u64().unwrap(),
+            "{}",
+            p.display()
+        );
+        assert_eq!(
+            zip.duplicate_count() as u64,
+            exp["zip_duplicate_entry_names"].as_u64().unwrap(),
+            "{}",
+            p.display()
+        );
+        // The duplicated documents really differ, and the last one is what is read.
+        let dup = zip
+            .entries()
+            .iter()
+            .enumerate()
+            .find(|(i, e)| {
+                zip.entries()[..*i].iter().any(|f| f.name == e.name)
+                    && zip.read_entry(e).unwrap()
+                        != zip
+                            .read_entry(zip.entries().iter().find(|f| f.name == e.name).unwrap())
+                            .unwrap()
+            })
+            .map(|(_, e)| e.name.clone());
+        if let Some(name) = dup {
+            let last = zip.entries().iter().rev().find(|e| e.name == name).unwrap();
+            assert_eq!(
+                store.get(&name).unwrap().unwrap(),
+                zip.read_entry(last).unwrap()
+            );
         }
-        other => panic!("expected ZipUnsupported, got {other:?}"),
+        read_zspy_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     }
 }
 
@@ -755,7 +860,7 @@ fn dummy_data(s: &SignalTree) -> DatasetValue {
 
 #[test]
 fn every_fixture_round_trips_through_memory() {
-    for p in zspy_fixtures().into_iter().filter(|p| p.is_dir()) {
+    for p in zspy_fixtures() {
         let file = read_zspy_file(&p).unwrap();
         for s in &file.signals {
             if s.data.dtype == ArrayDType::Object {
@@ -1239,29 +1344,4 @@ mod props {
             prop_assert_eq!(&back, &reader_order(&d));
         }
     }
-}
-
-/// Opt-in: `LAZYSPY_LEGACY_ZSPY=<dir>` checks the older `.zspy` stores of RosettaSciIO's
-/// test data (`fixtures/rsciio-legacy`, not shipped in this repository) the same way.
-#[test]
-fn legacy_zspy_fixtures_when_given() {
-    let Ok(dir) = std::env::var("LAZYSPY_LEGACY_ZSPY") else {
-        eprintln!("LAZYSPY_LEGACY_ZSPY not set: legacy stores not checked");
-        return;
-    };
-    let mut failures = Vec::new();
-    let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "zspy") && p.is_dir() {
-            n += 1;
-            let (errors, deferred) = check_fixture(&p);
-            eprintln!("{}: {} deferred arrays", p.display(), deferred.len());
-            if !errors.is_empty() {
-                failures.push(format!("{}:\n  {}", p.display(), errors.join("\n  ")));
-            }
-        }
-    }
-    assert!(n > 0, "no .zspy directory found");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,12 +1,17 @@
-//! Lazy reading of `.zspy` data with `zarrs` ([`ZspyArraySource`], [`open_zspy_data`]):
-//! every directory fixture of `tests/data/hyperspy` whose data is numeric is computed and
+//! Reading `.zspy` data ([`ZspyArraySource`], [`open_zspy`], [`open_zspy_data`]): every
+//! fixture of `tests/data/hyperspy` and of `../shared/fixtures/{rsciio-legacy,
+//! hyperspy-legacy}` (required when `CI=true`), directory or zip, is opened and its data
 //! compared with its `.expected.json` sidecar (shape, dtype, SHA-256 of the bytes, first,
-//! last and sum); opening reads no chunk; errors name the file and the key.
+//! last and sum; every cell of ragged data); every compressor HyperSpy can write, both
+//! chunk key separators, fill values and big-endian data; zip stores with duplicate and
+//! deflated entries; the incomplete marker; corrupt and inconsistent input gives errors
+//! naming the file and the key, never a panic.
 
 use std::path::{Path, PathBuf};
 
 use lazyspy::signal::{
-    SignalError, ZspyArraySource, open_zspy_data, open_zspy_signal, read_zspy_file,
+    Array, ArrayDType, ArrayData, Signal, SignalData, SignalError, ZspyArraySource, open_zspy,
+    open_zspy_data, open_zspy_signal, read_zspy_file,
 };
 use lazyspy::{C128, ChunkSource, DType, DynArray, Error, ExecConfig, Region};
 use serde_json::Value as J;
@@ -15,15 +20,50 @@ fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hyperspy")
 }
 
-/// The `.zspy` fixtures that are directory stores.
-fn zspy_dirs() -> Vec<PathBuf> {
+/// The `.zspy` fixtures (directory stores and the zip store).
+fn zspy_fixtures() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
         .expect("tests/data/hyperspy exists")
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "zspy") && p.is_dir())
+        .filter(|p| p.extension().is_some_and(|e| e == "zspy"))
         .collect();
     v.sort();
     v
+}
+
+/// Where the shared fixtures live: `$LAZYSPY_SHARED_FIXTURES`, else `../shared/fixtures`
+/// next to the repository (as in CI).
+fn shared_fixtures() -> PathBuf {
+    match std::env::var_os("LAZYSPY_SHARED_FIXTURES") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
+    }
+}
+
+/// The `.zspy` stores of a legacy folder; `None` (with a note) when it is missing outside
+/// CI; with `CI=true` a missing folder fails the test.
+fn legacy_zspy(folder: &str) -> Option<Vec<PathBuf>> {
+    let dir = shared_fixtures().join(folder);
+    if !dir.is_dir() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!(
+                "CI=true but the legacy fixtures {} are missing",
+                dir.display()
+            );
+        }
+        eprintln!(
+            "SKIP: {} not found: legacy .zspy data not checked",
+            dir.display()
+        );
+        return None;
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "zspy"))
+        .collect();
+    v.sort();
+    Some(v)
 }
 
 fn sidecar(p: &Path) -> J {
@@ -126,70 +166,231 @@ fn check_data(name: &str, got: &DynArray, exp: &J) -> Vec<String> {
     errs
 }
 
-#[test]
-fn every_numeric_zspy_directory_fixture_matches_its_sidecar() {
-    let cfg = ExecConfig::default().with_threads(2);
-    let mut checked = Vec::new();
+/// The packed bytes of a raw array in little-endian order (structured records field by
+/// field), as the sidecars hash them.
+fn le_bytes(a: &Array) -> Vec<u8> {
+    let ArrayData::Raw(b) = &a.data else {
+        panic!("not a raw array")
+    };
+    fn fields(d: &ArrayDType, out: &mut Vec<(usize, bool)>) {
+        match d {
+            ArrayDType::Struct(fs) => {
+                for f in fs {
+                    let n: usize = f.shape.iter().product();
+                    for _ in 0..n.max(1) {
+                        fields(&f.dtype, out);
+                    }
+                }
+            }
+            ArrayDType::Complex { bytes, big_endian } => {
+                out.push((bytes / 2, *big_endian));
+                out.push((bytes / 2, *big_endian));
+            }
+            ArrayDType::Int { bytes, big_endian }
+            | ArrayDType::UInt { bytes, big_endian }
+            | ArrayDType::Float { bytes, big_endian } => out.push((*bytes, *big_endian)),
+            other => out.push((other.itemsize().unwrap(), false)),
+        }
+    }
+    let mut words = Vec::new();
+    fields(&a.dtype, &mut words);
+    let mut out = b.clone();
+    let mut at = 0;
+    while at < out.len() {
+        for &(n, big) in &words {
+            if big {
+                out[at..at + n].reverse();
+            }
+            at += n;
+        }
+    }
+    out
+}
+
+/// Checks in-memory (ragged, structured) data against its sidecar entry.
+fn check_in_memory(name: &str, a: &Array, exp: &J) -> Vec<String> {
+    let mut errs = Vec::new();
+    let shape: Vec<usize> = serde_json::from_value(exp["shape"].clone()).unwrap();
+    if a.shape != shape {
+        return vec![format!("{name}: shape {:?} != {shape:?}", a.shape)];
+    }
+    if let Some(r) = exp.get("ragged") {
+        let ArrayData::Cells(cells) = &a.data else {
+            return vec![format!("{name}: ragged data without cells")];
+        };
+        let exp_cells = r["cells"].as_array().unwrap();
+        if cells.len() != exp_cells.len() {
+            return vec![format!(
+                "{name}: {} cells != {}",
+                cells.len(),
+                exp_cells.len()
+            )];
+        }
+        let mut concat = Vec::new();
+        for (i, (c, e)) in cells.iter().zip(exp_cells).enumerate() {
+            let shape: Vec<usize> = serde_json::from_value(e["shape"].clone()).unwrap();
+            if c.shape != shape {
+                errs.push(format!("{name}: cell {i} shape {:?} != {shape:?}", c.shape));
+            }
+            if let Some(sha) = e.get("sha256").and_then(|v| v.as_str()) {
+                let b = le_bytes(c);
+                if sha256_hex(&b) != sha {
+                    errs.push(format!("{name}: cell {i} sha256 differs"));
+                }
+                concat.extend(b);
+            } else if let Some(values) = e.get("values") {
+                // String cells: compare the values.
+                let mine: Vec<J> = c
+                    .values()
+                    .into_iter()
+                    .map(|v| J::from(v.as_str().unwrap_or_default().to_string()))
+                    .collect();
+                let mut flat = Vec::new();
+                fn flatten(v: &J, out: &mut Vec<J>) {
+                    match v {
+                        J::Array(a) => a.iter().for_each(|x| flatten(x, out)),
+                        other => out.push(other.clone()),
+                    }
+                }
+                flatten(values, &mut flat);
+                if mine != flat {
+                    errs.push(format!("{name}: cell {i} values {mine:?} != {flat:?}"));
+                }
+            } else {
+                errs.push(format!("{name}: cell {i}: nothing to compare"));
+            }
+        }
+        if let Some(sha) = r.get("sha256_concat").and_then(|v| v.as_str())
+            && !concat.is_empty()
+            && sha256_hex(&concat) != sha
+        {
+            errs.push(format!("{name}: sha256_concat differs"));
+        }
+        return errs;
+    }
+    let sha = sha256_hex(&le_bytes(a));
+    if sha != exp["sha256"].as_str().unwrap() {
+        errs.push(format!("{name}: sha256 {sha} != {}", exp["sha256"]));
+    }
+    errs
+}
+
+/// Opens every signal of `p` with [`open_zspy`] and compares its data with the sidecar;
+/// returns (signals checked, problems).
+fn check_store(p: &Path, cfg: &ExecConfig) -> (usize, Vec<String>) {
+    let name = p.file_name().unwrap().to_string_lossy().to_string();
+    let side = sidecar(p);
+    let exp_signals = side["signals"].as_array().unwrap();
+    let signals: Vec<Signal> = open_zspy(p).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut failures = Vec::new();
-    for p in zspy_dirs() {
+    if signals.len() != exp_signals.len() {
+        failures.push(format!(
+            "{name}: {} signals, expected {}",
+            signals.len(),
+            exp_signals.len()
+        ));
+    }
+    let mut checked = 0;
+    for (s, exp) in signals.iter().zip(exp_signals) {
+        let label = format!("{name}:{}", s.tree.group_path);
+        assert_eq!(
+            exp["experiment_group"].as_str(),
+            Some(s.tree.group_path.as_str()),
+            "{label}"
+        );
+        let errs = match &s.data {
+            SignalData::Lazy(lazy) => {
+                assert!(numeric(&exp["data"]), "{label}: lazy but not numeric");
+                assert_eq!(lazy.shape(), s.tree.data.shape, "{label}");
+                match lazy.compute_with(cfg) {
+                    Ok(got) => check_data(&label, &got, &exp["data"]),
+                    Err(e) => vec![format!("{label}: compute failed: {e}")],
+                }
+            }
+            SignalData::InMemory(a) => {
+                assert!(!numeric(&exp["data"]), "{label}: numeric data read whole");
+                check_in_memory(&label, a, &exp["data"])
+            }
+        };
+        if errs.is_empty() {
+            checked += 1;
+        }
+        failures.extend(errs);
+    }
+    (checked, failures)
+}
+
+#[test]
+fn every_zspy_fixture_matches_its_sidecar() {
+    let cfg = ExecConfig::default().with_threads(2);
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let fixtures = zspy_fixtures();
+    assert_eq!(fixtures.len(), 23);
+    for p in &fixtures {
+        let (n, f) = check_store(p, &cfg);
+        checked += n;
+        failures.extend(f);
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    // One signal per store, plus none left out: ragged, rgb8 and markers included.
+    assert_eq!(checked, 23, "signals checked");
+}
+
+#[test]
+fn legacy_zspy_data_matches_the_sidecars() {
+    let cfg = ExecConfig::default().with_threads(2);
+    let mut stores = 0;
+    for folder in ["rsciio-legacy", "hyperspy-legacy"] {
+        let Some(fixtures) = legacy_zspy(folder) else {
+            continue;
+        };
+        for p in &fixtures {
+            let (n, f) = check_store(p, &cfg);
+            assert!(f.is_empty(), "{f:#?}");
+            assert!(n >= 1, "{}", p.display());
+            stores += 1;
+        }
+    }
+    eprintln!("legacy .zspy stores checked: {stores}");
+}
+
+#[test]
+fn open_zspy_data_leaves_out_what_is_not_numeric() {
+    for p in zspy_fixtures() {
         let name = p.file_name().unwrap().to_string_lossy().to_string();
         let side = sidecar(&p);
         let exp_signals = side["signals"].as_array().unwrap();
         let opened = open_zspy_data(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let tree = read_zspy_file(&p).unwrap();
-        // Every numeric signal is opened, every other one is left out.
         let n_numeric = exp_signals.iter().filter(|s| numeric(&s["data"])).count();
         assert_eq!(opened.len(), n_numeric, "{name}: opened signals");
+        let tree = read_zspy_file(&p).unwrap();
         for s in &tree.signals {
             let exp = exp_signals
                 .iter()
                 .find(|e| e["experiment_group"].as_str() == Some(s.group_path.as_str()))
-                .unwrap_or_else(|| panic!("{name}: no sidecar entry for {}", s.group_path));
-            if !numeric(&exp["data"]) {
-                // Ragged, structured: a clear error naming the file and the array.
-                let err = open_zspy_signal(&p, s).unwrap_err();
-                let msg = err.to_string();
-                assert!(
-                    matches!(err, SignalError::Unsupported { .. }),
-                    "{name}: {msg}"
-                );
-                assert!(msg.contains(&format!("{}/data", s.group_path)), "{msg}");
-                assert!(msg.contains(&name), "{msg}");
-                let key = format!("{}/data", s.group_path);
-                let err = ZspyArraySource::open(&p, &key).unwrap_err();
-                assert!(
-                    matches!(err, SignalError::Unsupported { .. }),
-                    "{name}: {err}"
-                );
-                assert!(err.to_string().contains(&name), "{err}");
+                .unwrap();
+            if numeric(&exp["data"]) {
                 continue;
             }
-            let (_, lazy) = opened
-                .iter()
-                .find(|(t, _)| t.group_path == s.group_path)
-                .unwrap_or_else(|| panic!("{name}: {} not opened", s.group_path));
-            assert_eq!(lazy.shape(), s.data.shape, "{name}");
-            let got = match lazy.compute_with(&cfg) {
-                Ok(a) => a,
-                Err(e) => {
-                    failures.push(format!("{name}: compute failed: {e}"));
-                    continue;
-                }
-            };
-            let errs = check_data(&format!("{name}:{}", s.group_path), &got, &exp["data"]);
-            if errs.is_empty() {
-                checked.push(name.clone());
-            }
-            failures.extend(errs);
+            // Ragged, structured: a clear error naming the file and the array.
+            let err = open_zspy_signal(&p, s).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(err, SignalError::Unsupported { .. }),
+                "{name}: {msg}"
+            );
+            assert!(msg.contains(&format!("{}/data", s.group_path)), "{msg}");
+            assert!(msg.contains(&name), "{msg}");
+            let key = format!("{}/data", s.group_path);
+            let err = ZspyArraySource::open(&p, &key).unwrap_err();
+            assert!(
+                matches!(err, SignalError::Unsupported { .. }),
+                "{name}: {err}"
+            );
+            assert!(err.to_string().contains(&name), "{err}");
         }
     }
-    eprintln!("checked: {checked:?}");
-    assert!(failures.is_empty(), "{failures:#?}");
-    assert!(
-        checked.len() >= 18,
-        "only {} fixtures checked",
-        checked.len()
-    );
 }
 
 #[test]
@@ -309,7 +510,15 @@ fn missing_paths_are_errors_naming_the_path() {
         "{msg}"
     );
 
-    // A zip store is detected, not misread.
+    // A zip store without that array: the same error.
     let err = ZspyArraySource::open(fixtures_dir().join("zip_store.zspy"), "/x").unwrap_err();
-    assert!(matches!(err, SignalError::ZipUnsupported { .. }), "{err:?}");
+    assert!(matches!(err, SignalError::Missing { .. }), "{err:?}");
+    assert!(err.to_string().contains("zip_store.zspy"), "{err}");
+    // A file that is neither a directory nor a zip.
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("plain.zspy");
+    std::fs::write(&f, b"not a store").unwrap();
+    let err = open_zspy(&f).unwrap_err();
+    assert!(matches!(err, SignalError::Invalid { .. }), "{err:?}");
+    assert!(err.to_string().contains("plain.zspy"), "{err}");
 }

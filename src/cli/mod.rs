@@ -3,10 +3,49 @@
 //! Every command returns a `Result`; `main` prints an error as one line on stderr and
 //! exits with status 1 (2 for usage errors, from clap). No user mistake reaches a panic.
 
+mod convert;
 mod demo;
+mod filter;
+mod info;
+mod inputs;
+mod json_out;
 mod progress;
+mod stats;
+
+use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand};
+
+/// A failed command, printed as one line.
+#[derive(thiserror::Error, Debug)]
+pub enum CliError {
+    /// A wrong combination of arguments or values.
+    #[error("{0}")]
+    Usage(String),
+    /// An input that cannot be used.
+    #[error("{path}: {msg}")]
+    Input {
+        /// The input as given.
+        path: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// Reading or writing a HyperSpy file failed (the error names the file and key).
+    #[error(transparent)]
+    Signal(#[from] lazyspy::signal::SignalError),
+    /// Computing failed (the error names the node and chunk).
+    #[error("{path}: {source}")]
+    Compute {
+        /// The input or output involved.
+        path: String,
+        /// The engine's error.
+        #[source]
+        source: lazyspy::Error,
+    },
+    /// Any other error of a command.
+    #[error("{0}")]
+    Other(String),
+}
 
 /// Options shared by every command.
 #[derive(clap::Args, Debug, Clone)]
@@ -20,6 +59,15 @@ pub struct GlobalOptions {
     /// Do not show progress bars.
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// Complete an interrupted write of the same job (chunks already written are kept).
+    #[arg(long, global = true)]
+    pub resume: bool,
+    /// Print nothing but errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Print machine-readable JSON where a command has a result to report.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 impl GlobalOptions {
@@ -33,6 +81,11 @@ impl GlobalOptions {
             config = config.with_threads(threads);
         }
         config
+    }
+
+    /// Whether to draw progress bars: not asked away, and stderr is a terminal.
+    pub fn show_progress(&self) -> bool {
+        !self.no_progress && !self.quiet && std::io::stderr().is_terminal()
     }
 }
 
@@ -51,7 +104,17 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the built-in example job on virtual data and report time, throughput and peak memory.
+    /// Show shape, dtype, chunks, compressor, axes and metadata of a file (metadata only).
+    Info(info::InfoArgs),
+    /// Convert between .zspy, .hspy and image stacks (the format follows the extension).
+    Convert(convert::ConvertArgs),
+    /// Write a copy with another chunk shape, within the memory budget.
+    Rechunk(convert::RechunkArgs),
+    /// Filter every signal (exact SciPy-equal kernels) and write the result.
+    Filter(filter::FilterArgs),
+    /// Minimum, maximum, mean and sum of every signal's data, in one streaming pass.
+    Stats(stats::StatsArgs),
+    /// Run the built-in example job and report time, throughput and peak memory.
     Demo(demo::DemoArgs),
 }
 
@@ -72,7 +135,14 @@ pub fn main() -> i32 {
         }
     };
     let outcome = match &cli.command {
-        Command::Demo(args) => demo::run(args, &cli.global),
+        Command::Info(args) => info::run(args, &cli.global),
+        Command::Convert(args) => convert::run(args, &cli.global),
+        Command::Rechunk(args) => convert::run_rechunk(args, &cli.global),
+        Command::Filter(args) => filter::run(args, &cli.global),
+        Command::Stats(args) => stats::run(args, &cli.global),
+        Command::Demo(args) => {
+            demo::run(args, &cli.global).map_err(|e| CliError::Other(e.to_string()))
+        }
     };
     match outcome {
         Ok(()) => 0,

@@ -797,6 +797,13 @@ impl DynLazyArray {
         ))
     }
 
+    /// The same values in regular chunks of `chunks` (any dtype).
+    pub fn rechunk(&self, chunks: &[usize]) -> Result<DynLazyArray> {
+        crate::with_dtype!(self.node.dtype, T => {
+            Ok(LazyArray::<T>::wrap(self.node.clone()).rechunk(chunks)?.into_dyn())
+        })
+    }
+
     /// Streams every chunk to `sink` (any dtype).
     pub fn store(&self, sink: &dyn ChunkSink, config: &ExecConfig) -> Result<ExecStats> {
         crate::exec::run(&self.node, sink, config)

@@ -10,11 +10,15 @@
 //! * [`hierarchy`]: the container traits ([`GroupRead`], [`GroupWrite`]) and the one
 //!   implementation of RosettaSciIO's write rules (`dict2group`, `parse_structure`) and
 //!   read rules (`_group2dict`, `group2signaldict`), quirks included.
-//! * [`zarr`]: a Zarr v2 directory-store backend of those traits (metadata, small arrays).
-//! * [`zspy_data`]: the lazy data of `.zspy` signals ([`ZspyArraySource`], a chunk source
-//!   decoded with `zarrs`, and [`open_zspy_data`]).
+//! * [`zarr`]: a Zarr v2 backend of those traits (metadata, small arrays), reading
+//!   directory and zip stores alike through [`zarr_store`] ([`ZarrStore`]; zip files are
+//!   read by [`zip`]).
+//! * [`zspy_data`]: the data of `.zspy` signals ([`ZspyArraySource`], a chunk source
+//!   decoded with `zarrs`; [`open_zspy`], every signal of a file with its data).
 //! * [`model`]: [`Signal`] (a [`SignalTree`] with its data) and RosettaSciIO's default
 //!   data chunking ([`get_signal_chunks`]).
+//! * [`zspy_write`] / [`zspy_zip`]: the streaming `.zspy` writer (directory and zip
+//!   stores) over the atomic store.
 //! * [`memory`]: an in-memory backend, for tests and for building trees before writing.
 //! * [`signal`](mod@signal): [`SignalTree`], the description of one stored signal, and
 //!   [`read_zspy_metadata`].
@@ -30,7 +34,12 @@ pub mod model;
 pub mod signal;
 pub mod tree;
 pub mod zarr;
+pub mod zarr_store;
+pub mod zarr_write;
+pub mod zip;
 pub mod zspy_data;
+pub mod zspy_write;
+pub mod zspy_zip;
 
 use std::fmt;
 
@@ -42,10 +51,15 @@ pub use hierarchy::{
 };
 pub use memory::{MemFlavor, MemGroup};
 pub use model::{Signal, SignalData, get_signal_chunks};
-pub use signal::{DataDesc, SignalTree, read_zspy_file, read_zspy_metadata};
+pub use signal::{DataDesc, SignalTree, read_zspy_file, read_zspy_metadata, read_zspy_store};
 pub use tree::{Array, ArrayDType, ArrayData, ArrayRef, Dict, SeqKind, StructField, Value};
-pub use zarr::{ZarrArrayMeta, ZarrDirGroup, ZarrDirWriter};
-pub use zspy_data::{ZspyArraySource, open_zspy_data, open_zspy_signal};
+pub use zarr::{ZarrArrayMeta, ZarrDirGroup};
+pub use zarr_store::ZarrStore;
+pub use zarr_write::{DirKeys, MemKeys, ZarrDirWriter, ZarrKeys};
+pub use zspy_data::{ZspyArraySource, open_zspy, open_zspy_data, open_zspy_signal};
+pub use zspy_write::{
+    ZspyCompressor, ZspyWriteOptions, ZspyWriteReport, write_zspy, write_zspy_signals,
+};
 
 /// Where something is: a file (or store) and a path (key) inside it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,12 +167,12 @@ pub enum SignalError {
         /// What is not supported.
         msg: String,
     },
-    /// Zarr zip stores are detected but not read yet.
+    /// The store carries lazyspy's incomplete marker: a write was interrupted.
     #[error(
-        "{file}: zip stores are not supported yet (the .zspy is a zip file, store_type=\"zip\")"
+        "{file}: the store is incomplete: an interrupted lazyspy write; run the same command again with --resume, or --overwrite"
     )]
-    ZipUnsupported {
-        /// The zip file.
+    Incomplete {
+        /// The store.
         file: String,
     },
     /// Computing or storing the data failed (a task error, the memory budget, a sink

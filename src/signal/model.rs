@@ -303,7 +303,8 @@ mod tests {
     fn signal_chunks_match_the_spec_table() {
         let h = HSPY_TARGET_CHUNK_BYTES;
         let z = ZSPY_TARGET_CHUNK_BYTES;
-        let cases: &[(&[usize], usize, &[usize], &[usize], &[usize])] = &[
+        type Case<'a> = (&'a [usize], usize, &'a [usize], &'a [usize], &'a [usize]);
+        let cases: &[Case] = &[
             (&[100, 100, 2048], 8, &[2], &[7, 7, 2048], &[78, 78, 2048]),
             (
                 &[100, 100, 2048],

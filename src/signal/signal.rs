@@ -1,13 +1,15 @@
 //! [`SignalTree`]: one stored signal as the reader of spec §2.6 produces it, and
-//! [`read_zspy_metadata`] for `.zspy` directory stores.
+//! [`read_zspy_file`] / [`read_zspy_metadata`] for `.zspy` stores (directories and zip
+//! files).
 
 use std::path::Path;
 
+use crate::signal::Result;
 use crate::signal::axes::Axis;
 use crate::signal::hierarchy::{HierarchicalFile, read_hierarchical};
 use crate::signal::tree::{ArrayDType, Dict, Value};
 use crate::signal::zarr::ZarrDirGroup;
-use crate::signal::{Result, SignalError};
+use crate::signal::zarr_store::ZarrStore;
 
 /// The description of a signal's `data` dataset.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,58 +141,25 @@ impl SignalTree {
     }
 }
 
-fn is_zip(path: &Path) -> std::io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    let mut head = [0u8; 4];
-    if len >= 4 {
-        f.read_exact(&mut head)?;
-        if &head == b"PK\x03\x04" || &head == b"PK\x05\x06" {
-            return Ok(true);
-        }
-    }
-    // Python's zipfile.is_zipfile looks for the end-of-central-directory record.
-    let tail_len = len.min(65_557);
-    f.seek(SeekFrom::Start(len - tail_len))?;
-    let mut tail = Vec::with_capacity(tail_len as usize);
-    f.read_to_end(&mut tail)?;
-    Ok(tail.windows(4).any(|w| w == b"PK\x05\x06"))
+/// Reads everything but the chunk data of a `.zspy` store, a directory or a zip file
+/// (detected automatically): root attributes, version, signals (metadata, axes,
+/// attributes, models, data description) and standalone models.
+///
+/// A store that carries lazyspy's incomplete marker (an interrupted write) gives
+/// [`SignalError::Incomplete`](crate::signal::SignalError::Incomplete).
+pub fn read_zspy_file(path: impl AsRef<Path>) -> Result<HierarchicalFile> {
+    let store = ZarrStore::open(path)?;
+    read_zspy_store(&store)
 }
 
-/// Reads everything but the chunk data of a `.zspy` store: root attributes, version,
-/// signals (metadata, axes, attributes, models, data description) and standalone models.
-///
-/// Directory stores only: a zip store (`store_type="zip"`) gives
-/// [`SignalError::ZipUnsupported`].
-pub fn read_zspy_file(path: impl AsRef<Path>) -> Result<HierarchicalFile> {
-    let path = path.as_ref();
-    let file = path.display().to_string();
-    let md = std::fs::metadata(path).map_err(|e| SignalError::Io {
-        file: file.clone(),
-        key: "/".into(),
-        source: e,
-    })?;
-    if md.is_file() {
-        let zip = is_zip(path).map_err(|e| SignalError::Io {
-            file: file.clone(),
-            key: "/".into(),
-            source: e,
-        })?;
-        if zip {
-            return Err(SignalError::ZipUnsupported { file });
-        }
-        return Err(SignalError::Invalid {
-            file,
-            key: "/".into(),
-            msg: "not a directory store and not a zip file".into(),
-        });
-    }
-    let root = ZarrDirGroup::open(path)?;
+/// [`read_zspy_file`] on an opened store (checks the incomplete marker too).
+pub fn read_zspy_store(store: &ZarrStore) -> Result<HierarchicalFile> {
+    store.check_complete()?;
+    let root = ZarrDirGroup::open_store(store.clone())?;
     read_hierarchical(&root)
 }
 
-/// The signals of a `.zspy` directory store, with everything except the chunk data.
+/// The signals of a `.zspy` store, with everything except the chunk data.
 pub fn read_zspy_metadata(path: impl AsRef<Path>) -> Result<Vec<SignalTree>> {
     Ok(read_zspy_file(path)?.signals)
 }

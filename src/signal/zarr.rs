@@ -1,26 +1,30 @@
-//! A Zarr v2 directory-store backend of [`GroupRead`] / [`GroupWrite`] for metadata.
+//! A Zarr v2 backend of [`GroupRead`] / [`GroupWrite`] for metadata.
 //!
-//! Reading: `.zgroup`/`.zattrs`/`.zarray` JSON (bare `NaN`/`Infinity` accepted), children
-//! listed from the directory (only members with `.zgroup` or `.zarray` exist for zarr),
-//! and the values of small arrays: chunks that are uncompressed or stored *memcpyed*
-//! inside a Blosc frame (what numcodecs writes for small or incompressible chunks: every
-//! metadata array of the fixtures) are read, as are the `vlen-utf8`, `vlen-array` and
-//! `msgpack2` object codecs. A chunk that needs a real decompressor (Blosc with zstd/lz4/
-//! ..., zlib, gzip, zstd) makes the dataset a [`DatasetValue::Deferred`] reference.
+//! Reading ([`ZarrDirGroup`], directory and zip stores alike through [`ZarrStore`]):
+//! `.zgroup`/`.zattrs`/`.zarray` JSON (bare `NaN`/`Infinity` accepted), children listed
+//! from the store (only members with `.zgroup` or `.zarray` exist for zarr), and the
+//! values of whole arrays (metadata arrays, and signal data the engine cannot hold:
+//! ragged, structured, strings): chunks are decompressed with `zarrs`' codecs (Blosc with
+//! any inner codec and shuffle, zlib, gzip, zstd, none), then decoded by dtype or by the
+//! `vlen-utf8`, `vlen-array` and `msgpack2` object codecs. Missing chunks read as the fill
+//! value; `.` and `/` chunk keys are both found (spec §5.2). A compressor `zarrs` does not
+//! have, or `order: "F"`, makes the dataset a [`DatasetValue::Deferred`] reference;
+//! corrupt chunks are errors naming the file and the chunk key.
 //!
-//! Writing ([`ZarrDirWriter`]): groups, attributes (zarr-python's JSON layout) and small
-//! arrays, each chunk in a memcpyed Blosc frame recorded with HyperSpy's default
-//! compressor configuration (Blosc zstd level 1, byte shuffle), which every Blosc reader
-//! decodes.
+//! Writing lives in [`crate::signal::zarr_write`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::signal::hierarchy::{
-    AttrWrite, DatasetInfo, DatasetValue, GroupRead, GroupWrite, NodeKind,
-};
+use zarrs::array::codec::api::{BytesRepresentation, BytesToBytesCodecTraits, Codec, CodecOptions};
+use zarrs::convert::codec_metadata_v2_to_v3;
+use zarrs::metadata::v2::{ArrayMetadataV2Order, MetadataV2};
+use zarrs::metadata::v3::MetadataV3;
+
+use crate::signal::hierarchy::{DatasetInfo, DatasetValue, GroupRead, NodeKind};
 use crate::signal::json::{self, Json};
 use crate::signal::tree::{Array, ArrayDType, ArrayData, ArrayRef, Dict, StructField, Value};
+use crate::signal::zarr_store::ZarrStore;
 use crate::signal::{Location, Result, SignalError};
 
 /// The parsed `.zarray` of an array.
@@ -68,7 +72,7 @@ fn parse_dtype(j: &Json) -> Option<ArrayDType> {
     }
 }
 
-fn dtype_to_json(d: &ArrayDType) -> Json {
+pub(crate) fn dtype_to_json(d: &ArrayDType) -> Json {
     match d {
         ArrayDType::Struct(fields) => Json::Array(
             fields
@@ -173,70 +177,17 @@ fn json_to_dict(j: &Json) -> Dict {
     }
 }
 
-/// A group of a Zarr v2 directory store (read side).
+/// A group of a Zarr v2 store (read side): a directory or a zip file
+/// ([`ZarrStore`], detected automatically).
 #[derive(Clone, Debug)]
 pub struct ZarrDirGroup {
-    at: GroupPath,
-}
-
-/// Where a group lies: its store directory, the name used in messages, and the path of
-/// the group relative to the store (`""` for the root). Shared by reader and writer.
-#[derive(Clone, Debug)]
-struct GroupPath {
-    store: Arc<PathBuf>,
-    file: Arc<String>,
+    store: ZarrStore,
+    /// The group's path relative to the store root (`""` for the root).
     rel: String,
 }
 
-impl GroupPath {
-    fn root(store: &Path, file: String) -> Self {
-        GroupPath {
-            store: Arc::new(store.to_path_buf()),
-            file: Arc::new(file),
-            rel: String::new(),
-        }
-    }
-
-    /// The group's directory.
-    fn dir(&self) -> PathBuf {
-        if self.rel.is_empty() {
-            self.store.as_ref().clone()
-        } else {
-            self.store.join(&self.rel)
-        }
-    }
-
-    /// The child group `name`.
-    fn child(&self, name: &str) -> GroupPath {
-        let rel = if self.rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}/{name}", self.rel)
-        };
-        GroupPath {
-            store: self.store.clone(),
-            file: self.file.clone(),
-            rel,
-        }
-    }
-
-    fn location(&self) -> Location {
-        Location::new(self.file.as_str(), format!("/{}", self.rel))
-    }
-}
-
-fn read_json(loc: &Location, path: &Path, key: &str) -> Result<Option<Json>> {
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(SignalError::Io {
-                file: loc.file.clone(),
-                key: key.into(),
-                source: e,
-            });
-        }
-    };
+/// Parses a JSON document (`.zgroup`, `.zattrs`, `.zarray`) read from `key`.
+fn parse_json_doc(loc: &Location, text: Vec<u8>, key: &str) -> Result<Json> {
     let text = String::from_utf8(text).map_err(|_| SignalError::Json {
         file: loc.file.clone(),
         key: key.into(),
@@ -244,7 +195,7 @@ fn read_json(loc: &Location, path: &Path, key: &str) -> Result<Option<Json>> {
         column: 0,
         msg: "not UTF-8".into(),
     })?;
-    json::parse(&text).map(Some).map_err(|e| SignalError::Json {
+    json::parse(&text).map_err(|e| SignalError::Json {
         file: loc.file.clone(),
         key: key.into(),
         line: e.line,
@@ -254,31 +205,37 @@ fn read_json(loc: &Location, path: &Path, key: &str) -> Result<Option<Json>> {
 }
 
 impl ZarrDirGroup {
-    /// Opens the root group of a directory store (it must hold a v2 `.zgroup`).
+    /// Opens the root group of the store at `path`, a directory or a zip file (it must
+    /// hold a v2 `.zgroup`).
     pub fn open(path: impl AsRef<Path>) -> Result<ZarrDirGroup> {
-        let path = path.as_ref();
+        Self::open_store(ZarrStore::open(path)?)
+    }
+
+    /// The root group of an opened store.
+    pub fn open_store(store: ZarrStore) -> Result<ZarrDirGroup> {
         let g = ZarrDirGroup {
-            at: GroupPath::root(path, path.display().to_string()),
+            store,
+            rel: String::new(),
         };
-        let loc = g.location();
-        match read_json(&loc, &path.join(".zgroup"), "/.zgroup")? {
+        let file = g.store.file().to_string();
+        match g.doc(".zgroup")? {
             Some(j) => {
                 if j.get("zarr_format").and_then(|v| v.as_usize()) != Some(2) {
                     return Err(SignalError::unsupported(
-                        &Location::new(loc.file.clone(), "/.zgroup"),
+                        &Location::new(file, "/.zgroup"),
                         format!("zarr_format is not 2 ({:?})", j.get("zarr_format")),
                     ));
                 }
             }
             None => {
-                if path.join("zarr.json").exists() {
+                if g.store.contains("zarr.json") {
                     return Err(SignalError::unsupported(
-                        &Location::new(loc.file.clone(), "/zarr.json"),
+                        &Location::new(file, "/zarr.json"),
                         "Zarr v3 stores are not supported (RosettaSciIO writes v2)",
                     ));
                 }
                 return Err(SignalError::missing(
-                    &Location::new(loc.file.clone(), "/.zgroup"),
+                    &Location::new(file, "/.zgroup"),
                     "Zarr group document",
                 ));
             }
@@ -286,11 +243,44 @@ impl ZarrDirGroup {
         Ok(g)
     }
 
-    fn dir(&self) -> PathBuf {
-        self.at.dir()
+    /// The store this group belongs to.
+    pub fn store(&self) -> &ZarrStore {
+        &self.store
     }
 
-    fn valid_name(name: &str) -> bool {
+    /// The group at `path` (`/`-separated, relative to this group, e.g.
+    /// `Experiments/name`), if every step is a group.
+    pub fn subgroup(&self, path: &str) -> Result<Option<ZarrDirGroup>> {
+        let mut g = self.clone();
+        for seg in path.split('/').filter(|s| !s.is_empty()) {
+            match g.group(seg)? {
+                Some(c) => g = c,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(g))
+    }
+
+    /// The store key of the member `name` of this group.
+    fn key(&self, name: &str) -> String {
+        if self.rel.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.rel)
+        }
+    }
+
+    /// The JSON document `name` of this group (`None` when absent).
+    fn doc(&self, name: &str) -> Result<Option<Json>> {
+        let key = self.key(name);
+        let loc = self.location();
+        match self.store.get(&key)? {
+            None => Ok(None),
+            Some(text) => parse_json_doc(&loc, text, &format!("/{key}")).map(Some),
+        }
+    }
+
+    pub(crate) fn valid_name(name: &str) -> bool {
         !name.is_empty() && name != "." && name != ".." && !name.contains('/')
     }
 
@@ -301,7 +291,7 @@ impl ZarrDirGroup {
         }
         let loc = self.location().child(name);
         let key = format!("{}/.zarray", loc.path);
-        let Some(j) = read_json(&loc, &self.dir().join(name).join(".zarray"), &key)? else {
+        let Some(j) = self.doc(&format!("{name}/.zarray"))? else {
             return Ok(None);
         };
         ZarrArrayMeta::from_json(&j)
@@ -312,13 +302,13 @@ impl ZarrDirGroup {
 
 impl GroupRead for ZarrDirGroup {
     fn location(&self) -> Location {
-        self.at.location()
+        Location::new(self.store.file(), format!("/{}", self.rel))
     }
 
     fn attrs(&self) -> Result<Vec<(String, Value)>> {
         let loc = self.location();
         let key = format!("{}/.zattrs", loc.path.trim_end_matches('/'));
-        match read_json(&loc, &self.dir().join(".zattrs"), &key)? {
+        match self.doc(".zattrs")? {
             None => Ok(vec![]),
             Some(Json::Object(m)) => Ok(m
                 .iter()
@@ -332,21 +322,15 @@ impl GroupRead for ZarrDirGroup {
     }
 
     fn children(&self) -> Result<Vec<(String, NodeKind)>> {
-        let dir = self.dir();
-        let rd = std::fs::read_dir(&dir).map_err(|e| SignalError::io(&self.location(), e))?;
         let mut out = Vec::new();
-        for entry in rd {
-            let entry = entry.map_err(|e| SignalError::io(&self.location(), e))?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
+        for name in self.store.list_dir(&self.rel)? {
             if name.starts_with('.') {
                 continue;
             }
-            let p = entry.path();
-            if p.join(".zgroup").is_file() {
+            let key = self.key(&name);
+            if self.store.contains(&format!("{key}/.zgroup")) {
                 out.push((name, NodeKind::Group));
-            } else if p.join(".zarray").is_file() {
+            } else if self.store.contains(&format!("{key}/.zarray")) {
                 out.push((name, NodeKind::Dataset));
             }
         }
@@ -355,11 +339,12 @@ impl GroupRead for ZarrDirGroup {
     }
 
     fn group(&self, name: &str) -> Result<Option<Self>> {
-        if !Self::valid_name(name) || !self.dir().join(name).join(".zgroup").is_file() {
+        if !Self::valid_name(name) || !self.store.contains(&self.key(&format!("{name}/.zgroup"))) {
             return Ok(None);
         }
         Ok(Some(ZarrDirGroup {
-            at: self.at.child(name),
+            store: self.store.clone(),
+            rel: self.key(name),
         }))
     }
 
@@ -377,7 +362,7 @@ impl GroupRead for ZarrDirGroup {
         let meta = self
             .array_meta(name)?
             .ok_or_else(|| SignalError::missing(&loc, "array"))?;
-        read_zarr_array(&self.dir().join(name), &loc, &meta)
+        read_zarr_array(&self.store, &self.key(name), &loc, &meta)
     }
 }
 
@@ -403,31 +388,54 @@ fn deferred(loc: &Location, meta: &ZarrArrayMeta, reason: String) -> DatasetValu
     })
 }
 
-/// The bytes inside a Blosc frame when it is memcpyed; `Err(reason)` when it needs a
-/// decompressor.
-fn blosc_memcpyed(frame: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    if frame.len() < 16 {
-        return Err("Blosc frame shorter than its header".into());
+/// The compressor of an array, built once per array with `zarrs` (Blosc with every
+/// inner codec and shuffle mode, zlib, gzip, zstd, ...).
+struct Decompressor(Option<Arc<dyn BytesToBytesCodecTraits>>);
+
+impl Decompressor {
+    /// `Err(reason)` when `zarrs` has no such codec (or the configuration is invalid).
+    fn new(meta: &ZarrArrayMeta) -> std::result::Result<Decompressor, String> {
+        let Some(c) = &meta.compressor else {
+            return Ok(Decompressor(None));
+        };
+        let text = json::to_zarr_string(c);
+        let v2: MetadataV2 = serde_json::from_str(&text)
+            .map_err(|e| format!("invalid compressor configuration {text}: {e}"))?;
+        // zarrs' own v2 → v3 conversion (it maps numcodecs' Blosc configuration); the
+        // compressor is the last codec of the chain.
+        let chain = codec_metadata_v2_to_v3(
+            ArrayMetadataV2Order::C,
+            1,
+            &MetadataV3::new("uint8"),
+            None,
+            &None,
+            &Some(v2.clone()),
+        )
+        .map_err(|e| format!("compressor '{}' not available: {e}", v2.id()))?;
+        let Some(v3) = chain.last() else {
+            return Err(format!("compressor '{}' not available", v2.id()));
+        };
+        match Codec::from_metadata(v3) {
+            Ok(Codec::BytesToBytes(codec)) => Ok(Decompressor(Some(codec))),
+            Ok(_) => Err(format!("compressor '{}' is not a bytes codec", v2.id())),
+            Err(e) => Err(format!("compressor '{}' not available: {e}", v2.id())),
+        }
     }
-    let flags = frame[2];
-    let nbytes = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes")) as usize;
-    if flags & 0x02 != 0 {
-        return frame
-            .get(16..16 + nbytes)
-            .map(|b| b.to_vec())
-            .ok_or_else(|| "truncated memcpyed Blosc frame".into());
+
+    /// Decompresses one chunk (`Err` for corrupt data).
+    fn decode(&self, bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+        match &self.0 {
+            None => Ok(bytes),
+            Some(codec) => codec
+                .decode(
+                    std::borrow::Cow::Owned(bytes),
+                    &BytesRepresentation::UnboundedSize,
+                    &CodecOptions::default(),
+                )
+                .map(|b| b.into_owned())
+                .map_err(|e| format!("cannot decompress: {e}")),
+        }
     }
-    let codec = match flags >> 5 {
-        0 => "blosclz",
-        1 => "lz4",
-        2 => "snappy",
-        3 => "zlib",
-        4 => "zstd",
-        _ => "unknown",
-    };
-    Err(format!(
-        "chunk compressed with Blosc/{codec}: codec not available in this layer"
-    ))
 }
 
 fn le_u32(b: &[u8], at: usize) -> Option<usize> {
@@ -592,24 +600,11 @@ fn decode_msgpack2(b: &[u8], chunk_shape: &[usize]) -> std::result::Result<Vec<A
 
 fn decode_chunk(
     meta: &ZarrArrayMeta,
+    codec: &Decompressor,
     bytes: Vec<u8>,
 ) -> std::result::Result<std::result::Result<Decoded, String>, String> {
     // Outer Err: corrupt chunk. Inner Err: a codec this layer does not have.
-    let raw = match &meta.compressor {
-        None => bytes,
-        Some(c) => match c.get("id").and_then(|i| i.as_str()) {
-            Some("blosc") => match blosc_memcpyed(&bytes) {
-                Ok(b) => b,
-                Err(reason) => return Ok(Err(reason)),
-            },
-            Some(other) => {
-                return Ok(Err(format!(
-                    "compressor '{other}' not available in this layer"
-                )));
-            }
-            None => return Err("compressor without an id".into()),
-        },
-    };
+    let raw = codec.decode(bytes)?;
     let chunk_len: usize = meta.chunks.iter().product();
     if let Some(filter) = meta.filters.first() {
         let id = filter.get("id").and_then(|i| i.as_str()).unwrap_or("");
@@ -631,9 +626,9 @@ fn decode_chunk(
         .dtype
         .itemsize()
         .ok_or("variable-size dtype without an object codec")?;
-    if raw.len() < chunk_len * size {
+    if raw.len() != chunk_len * size {
         return Err(format!(
-            "chunk holds {} bytes, expected {}",
+            "wrong chunk size: the chunk holds {} bytes, expected {}",
             raw.len(),
             chunk_len * size
         ));
@@ -667,7 +662,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn base64_encode(b: &[u8]) -> String {
+pub(crate) fn base64_encode(b: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in b.chunks(3) {
@@ -747,7 +742,7 @@ fn fill_bytes(dtype: &ArrayDType, fill: &Json) -> Vec<u8> {
 }
 
 /// Calls `f(local_flat, global_flat)` for every element of chunk `cidx` inside the array.
-fn for_each_in_chunk(
+pub(crate) fn for_each_in_chunk(
     cidx: &[usize],
     chunks: &[usize],
     shape: &[usize],
@@ -779,7 +774,12 @@ fn for_each_in_chunk(
     }
 }
 
-fn read_zarr_array(dir: &Path, loc: &Location, meta: &ZarrArrayMeta) -> Result<DatasetValue> {
+fn read_zarr_array(
+    store: &ZarrStore,
+    array_key: &str,
+    loc: &Location,
+    meta: &ZarrArrayMeta,
+) -> Result<DatasetValue> {
     if meta.order != "C" {
         return Ok(deferred(
             loc,
@@ -787,6 +787,10 @@ fn read_zarr_array(dir: &Path, loc: &Location, meta: &ZarrArrayMeta) -> Result<D
             format!("order '{}' not supported", meta.order),
         ));
     }
+    let codec = match Decompressor::new(meta) {
+        Ok(c) => c,
+        Err(reason) => return Ok(deferred(loc, meta, reason)),
+    };
     let n: usize = meta.shape.iter().product();
     let nd = meta.shape.len();
     let grid: Vec<usize> = meta
@@ -831,27 +835,28 @@ fn read_zarr_array(dir: &Path, loc: &Location, meta: &ZarrArrayMeta) -> Result<D
                 .collect::<Vec<_>>()
                 .join(&meta.dimension_separator)
         };
-        let mut path = dir.join(&key);
-        if !path.is_file() && nd > 1 {
+        let mut chunk_key = format!("{array_key}/{key}");
+        if nd > 1 && !store.contains(&chunk_key) {
             // Robustness (spec §5.2): old zarr did not record the separator.
             let other = if meta.dimension_separator == "/" {
                 "."
             } else {
                 "/"
             };
-            let alt = dir.join(
+            let alt = format!(
+                "{array_key}/{}",
                 cidx.iter()
                     .map(|i| i.to_string())
                     .collect::<Vec<_>>()
-                    .join(other),
+                    .join(other)
             );
-            if alt.is_file() {
-                path = alt;
+            if store.contains(&alt) {
+                chunk_key = alt;
             }
         }
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let bytes = match store.get(&chunk_key)? {
+            Some(b) => b,
+            None => {
                 if is_object {
                     return Ok(deferred(
                         loc,
@@ -861,10 +866,9 @@ fn read_zarr_array(dir: &Path, loc: &Location, meta: &ZarrArrayMeta) -> Result<D
                 }
                 continue; // fill value
             }
-            Err(e) => return Err(SignalError::io(&loc.child(&key), e)),
         };
-        let decoded =
-            decode_chunk(meta, bytes).map_err(|e| SignalError::invalid(&loc.child(&key), e))?;
+        let decoded = decode_chunk(meta, &codec, bytes)
+            .map_err(|e| SignalError::invalid(&loc.child(&key), e))?;
         let decoded = match decoded {
             Ok(d) => d,
             Err(reason) => return Ok(deferred(loc, meta, reason)),
@@ -958,326 +962,4 @@ pub fn zarr_guess_chunks(shape: &[usize], itemsize: usize) -> Vec<usize> {
         idx += 1;
     }
     chunks.into_iter().map(|c| c as usize).collect()
-}
-
-/// A group of a Zarr v2 directory store being written.
-#[derive(Clone, Debug)]
-pub struct ZarrDirWriter {
-    at: GroupPath,
-}
-
-fn default_compressor() -> Json {
-    Json::Object(vec![
-        ("blocksize".into(), Json::Int(0)),
-        ("clevel".into(), Json::Int(1)),
-        ("cname".into(), Json::Str("zstd".into())),
-        ("id".into(), Json::Str("blosc".into())),
-        ("shuffle".into(), Json::Int(1)),
-    ])
-}
-
-/// A memcpyed Blosc frame (flags as numcodecs writes them for Blosc/zstd byte-shuffle).
-fn blosc_frame(data: &[u8], typesize: usize) -> Vec<u8> {
-    let mut f = Vec::with_capacity(16 + data.len());
-    f.push(2); // format version
-    f.push(1); // zstd format version
-    f.push(0x93); // zstd | don't split | memcpyed | byte shuffle
-    f.push(if typesize <= 255 { typesize as u8 } else { 1 });
-    let n = data.len() as u32;
-    f.extend_from_slice(&n.to_le_bytes()); // nbytes
-    f.extend_from_slice(&n.to_le_bytes()); // blocksize
-    f.extend_from_slice(&(n + 16).to_le_bytes()); // cbytes
-    f.extend_from_slice(data);
-    f
-}
-
-impl ZarrDirWriter {
-    /// Creates a new store at `path` (which must not exist) with a root `.zgroup`.
-    pub fn create(path: impl AsRef<Path>) -> Result<ZarrDirWriter> {
-        let path = path.as_ref();
-        let file = path.display().to_string();
-        let loc = Location::new(file.clone(), "/");
-        if path.exists() {
-            return Err(SignalError::write(&loc, "the store already exists"));
-        }
-        std::fs::create_dir_all(path).map_err(|e| SignalError::io(&loc, e))?;
-        let w = ZarrDirWriter {
-            at: GroupPath::root(path, file),
-        };
-        w.write_doc(
-            ".zgroup",
-            &Json::Object(vec![("zarr_format".into(), Json::Int(2))]),
-        )?;
-        Ok(w)
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.at.dir()
-    }
-
-    fn write_doc(&self, name: &str, j: &Json) -> Result<()> {
-        let p = self.dir().join(name);
-        std::fs::write(&p, json::to_zarr_string(j))
-            .map_err(|e| SignalError::io(&self.location().child(name), e))
-    }
-
-    fn check_name(&self, name: &str) -> Result<()> {
-        if !ZarrDirGroup::valid_name(name) || name.starts_with('.') {
-            return Err(SignalError::write(
-                &self.location().child(name),
-                "this key cannot be a Zarr directory name",
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn value_to_attr_json(v: &Value) -> std::result::Result<Option<Json>, String> {
-    Ok(Some(match v {
-        Value::Str(s) => Json::Str(s.clone()),
-        Value::Int(i) => Json::Int(*i),
-        Value::UInt(u) => Json::UInt(*u),
-        Value::Float(f) => Json::Float(*f),
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Complex(..) => return Ok(None),
-        Value::Bytes(_) => {
-            return Err("bytes containing NUL cannot be stored in a Zarr attribute (the reference zspy save fails too)".into());
-        }
-        other => return Err(format!("a {} is not an attribute value", other.kind())),
-    }))
-}
-
-impl GroupWrite for ZarrDirWriter {
-    fn location(&self) -> Location {
-        self.at.location()
-    }
-
-    fn require_group(&mut self, name: &str) -> Result<Self> {
-        self.check_name(name)?;
-        let dir = self.dir().join(name);
-        let loc = self.location().child(name);
-        if dir.join(".zarray").exists() {
-            return Err(SignalError::write(&loc, "an array of that name exists"));
-        }
-        let child = ZarrDirWriter {
-            at: self.at.child(name),
-        };
-        if !dir.join(".zgroup").exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| SignalError::io(&loc, e))?;
-            child.write_doc(
-                ".zgroup",
-                &Json::Object(vec![("zarr_format".into(), Json::Int(2))]),
-            )?;
-        }
-        Ok(child)
-    }
-
-    fn set_attr(&mut self, name: &str, value: &Value) -> Result<AttrWrite> {
-        let loc = self.location().child(name);
-        let j = match value_to_attr_json(value) {
-            Ok(Some(j)) => j,
-            Ok(None) => {
-                return Ok(AttrWrite::Dropped(format!(
-                    "a {} cannot be stored in Zarr attributes (zarr's JSON encoder drops it)",
-                    value.kind()
-                )));
-            }
-            Err(e) => return Err(SignalError::write(&loc, e)),
-        };
-        let key = format!("{}/.zattrs", self.location().path.trim_end_matches('/'));
-        let mut members = match read_json(&self.location(), &self.dir().join(".zattrs"), &key)? {
-            Some(Json::Object(m)) => m,
-            _ => vec![],
-        };
-        if let Some(slot) = members.iter_mut().find(|(k, _)| k == name) {
-            slot.1 = j;
-        } else {
-            members.push((name.to_string(), j));
-        }
-        self.write_doc(".zattrs", &Json::Object(members))?;
-        Ok(AttrWrite::Written)
-    }
-
-    fn write_dataset(
-        &mut self,
-        name: &str,
-        value: &DatasetValue,
-        chunks: Option<&[usize]>,
-    ) -> Result<()> {
-        self.check_name(name)?;
-        let loc = self.location().child(name);
-        let a = match value {
-            DatasetValue::Loaded(a) => a,
-            DatasetValue::Deferred(r) => {
-                return Err(SignalError::write(
-                    &loc,
-                    format!(
-                        "the values of '{}' were not read ({}); they cannot be written",
-                        r.path, r.reason
-                    ),
-                ));
-            }
-        };
-        let dir = self.dir().join(name);
-        if dir.join(".zgroup").exists() {
-            return Err(SignalError::write(&loc, "a group of that name exists"));
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| SignalError::io(&loc, e))?;
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| SignalError::io(&loc, e))?;
-        // Element layout.
-        let (dtype_json, filters, fill, typesize) = match (&a.dtype, &a.data) {
-            (ArrayDType::VlenStr | ArrayDType::FixedUnicode(_), ArrayData::Strings(_)) => (
-                Json::Str("|O".into()),
-                Json::Array(vec![Json::Object(vec![(
-                    "id".into(),
-                    Json::Str("vlen-utf8".into()),
-                )])]),
-                Json::Int(0),
-                1,
-            ),
-            (ArrayDType::Object, ArrayData::Cells(cells)) => {
-                let cell_dtype = cells
-                    .first()
-                    .map(|c| c.dtype.clone())
-                    .unwrap_or(ArrayDType::F64);
-                let Some(ts) = cell_dtype.typestr().filter(|_| cell_dtype.is_raw()) else {
-                    return Err(SignalError::unsupported(
-                        &loc,
-                        "ragged cells of strings (msgpack2) cannot be written yet",
-                    ));
-                };
-                (
-                    Json::Str("|O".into()),
-                    Json::Array(vec![Json::Object(vec![
-                        ("dtype".into(), Json::Str(ts)),
-                        ("id".into(), Json::Str("vlen-array".into())),
-                    ])]),
-                    Json::Int(0),
-                    1,
-                )
-            }
-            (dt, ArrayData::Raw(_)) => {
-                let fill = match dt {
-                    ArrayDType::Bool => Json::Bool(false),
-                    ArrayDType::Int { .. } | ArrayDType::UInt { .. } => Json::Int(0),
-                    ArrayDType::Float { .. } => Json::Float(0.0),
-                    ArrayDType::Complex { .. } => {
-                        Json::Array(vec![Json::Float(0.0), Json::Float(0.0)])
-                    }
-                    ArrayDType::FixedBytes(_) => Json::Str(String::new()),
-                    other => Json::Str(base64_encode(&vec![0u8; other.itemsize().unwrap_or(0)])),
-                };
-                (
-                    dtype_to_json(dt),
-                    Json::Null,
-                    fill,
-                    dt.itemsize().unwrap_or(1),
-                )
-            }
-            _ => {
-                return Err(SignalError::write(
-                    &loc,
-                    "array data does not match its dtype",
-                ));
-            }
-        };
-        let chunks: Vec<usize> = match chunks {
-            Some(c) => c.to_vec(),
-            None => zarr_guess_chunks(&a.shape, a.dtype.itemsize().unwrap_or(8)),
-        };
-        let doc = Json::Object(vec![
-            (
-                "chunks".into(),
-                Json::Array(chunks.iter().map(|&c| Json::Int(c as i64)).collect()),
-            ),
-            ("compressor".into(), default_compressor()),
-            ("dimension_separator".into(), Json::Str("/".into())),
-            ("dtype".into(), dtype_json),
-            ("fill_value".into(), fill),
-            ("filters".into(), filters),
-            ("order".into(), Json::Str("C".into())),
-            (
-                "shape".into(),
-                Json::Array(a.shape.iter().map(|&s| Json::Int(s as i64)).collect()),
-            ),
-            ("zarr_format".into(), Json::Int(2)),
-        ]);
-        std::fs::write(dir.join(".zarray"), json::to_zarr_string(&doc))
-            .map_err(|e| SignalError::io(&loc, e))?;
-        // Chunks (full size, padded at the edges).
-        let nd = a.shape.len();
-        let grid: Vec<usize> = a
-            .shape
-            .iter()
-            .zip(&chunks)
-            .map(|(s, c)| s.div_ceil(*c))
-            .collect();
-        let nchunks: usize = if a.shape.contains(&0) {
-            0
-        } else {
-            grid.iter().product()
-        };
-        let chunk_len: usize = chunks.iter().product();
-        let mut cidx = vec![0usize; nd];
-        for c in 0..nchunks {
-            let mut rem = c;
-            for d in (0..nd).rev() {
-                cidx[d] = rem % grid[d];
-                rem /= grid[d];
-            }
-            let payload = match &a.data {
-                ArrayData::Raw(b) => {
-                    let size = typesize;
-                    let mut out = vec![0u8; chunk_len * size];
-                    for_each_in_chunk(&cidx, &chunks, &a.shape, |l, g| {
-                        out[l * size..(l + 1) * size].copy_from_slice(&b[g * size..(g + 1) * size]);
-                    });
-                    out
-                }
-                ArrayData::Strings(s) => {
-                    let mut items = vec![String::new(); chunk_len];
-                    for_each_in_chunk(&cidx, &chunks, &a.shape, |l, g| items[l] = s[g].clone());
-                    let mut out = (chunk_len as u32).to_le_bytes().to_vec();
-                    for it in items {
-                        out.extend_from_slice(&(it.len() as u32).to_le_bytes());
-                        out.extend_from_slice(it.as_bytes());
-                    }
-                    out
-                }
-                ArrayData::Cells(cs) => {
-                    let mut items: Vec<Vec<u8>> = vec![Vec::new(); chunk_len];
-                    for_each_in_chunk(&cidx, &chunks, &a.shape, |l, g| {
-                        if let ArrayData::Raw(b) = &cs[g].data {
-                            items[l] = b.clone();
-                        }
-                    });
-                    let mut out = (chunk_len as u32).to_le_bytes().to_vec();
-                    for it in items {
-                        out.extend_from_slice(&(it.len() as u32).to_le_bytes());
-                        out.extend_from_slice(&it);
-                    }
-                    out
-                }
-            };
-            let key = cidx
-                .iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join("/");
-            let p = dir.join(&key);
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| SignalError::io(&loc, e))?;
-            }
-            std::fs::write(&p, blosc_frame(&payload, typesize))
-                .map_err(|e| SignalError::io(&loc.child(&key), e))?;
-        }
-        Ok(())
-    }
-
-    fn contains(&self, name: &str) -> Result<bool> {
-        let d = self.dir().join(name);
-        Ok(d.join(".zgroup").exists() || d.join(".zarray").exists())
-    }
 }

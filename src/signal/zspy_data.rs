@@ -1,16 +1,22 @@
-//! Lazy access to the data of `.zspy` signals: a [`ChunkSource`] over one Zarr v2 array
-//! of a directory store, decoded with the `zarrs` crate.
+//! The data of `.zspy` signals: a [`ChunkSource`] over one Zarr v2 array of a store (a
+//! directory or a zip file, [`ZarrStore`]), decoded with the `zarrs` crate, and
+//! [`open_zspy`], every signal of a file with its data.
 //!
-//! * [`ZspyArraySource`]: one array (`<store>` + `/Experiments/<name>/data`). Opening
-//!   reads only the `.zarray` (and `.zattrs`) metadata, never a chunk; chunks are decoded
-//!   when the engine asks for them, from any number of threads.
-//! * [`open_zspy_data`]: every signal of a `.zspy` store with its lazy data.
+//! * [`ZspyArraySource`]: one numeric array (`<store>` + `/Experiments/<name>/data`).
+//!   Opening reads only the `.zarray` metadata, never a chunk; chunks are decoded when the
+//!   engine asks for them, from any number of threads. Every compressor HyperSpy writes
+//!   (Blosc with zstd/lz4/blosclz/zlib and any shuffle, zlib, gzip, zstd, none), `.` and
+//!   `/` chunk keys (the separator actually used is probed, spec §5.2), fill values for
+//!   missing chunks and either byte order.
+//! * [`open_zspy`]: every signal of a file: numeric data lazy ([`SignalData::Lazy`]),
+//!   everything else (ragged/object cells, structured records such as RGB, strings,
+//!   half-precision floats) read whole ([`SignalData::InMemory`]), as RosettaSciIO does.
+//! * [`open_zspy_data`]: the numeric signals only, lazily (nothing but metadata read).
 //!
-//! Supported element types: `bool`, `u8`..`u64`, `i8`..`i64`, `f32`, `f64`, `complex64`,
-//! `complex128`, in either byte order (values are returned in native order). Object
-//! (ragged, `|O`), structured (`[["R","|u1"], ...]`), string, `f2` and datetime arrays are
-//! rejected when the source is opened with [`SignalError::Unsupported`]. Zip stores are not
-//! read here ([`SignalError::ZipUnsupported`]).
+//! Supported lazy element types: `bool`, `u8`..`u64`, `i8`..`i64`, `f32`, `f64`,
+//! `complex64`, `complex128`, in either byte order (values are returned in native order).
+//! [`ZspyArraySource::open`] rejects other types with [`SignalError::Unsupported`].
+//! A store carrying lazyspy's incomplete marker gives [`SignalError::Incomplete`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,10 +27,16 @@ use zarrs::array::data_type::{
     ComplexFloat64DataType, Float32DataType, Float64DataType, Int8DataType, Int16DataType,
     Int32DataType, Int64DataType, UInt8DataType, UInt16DataType, UInt32DataType, UInt64DataType,
 };
-use zarrs::array::{Array, ArrayCreateError, ArraySubset, DataType, ElementOwned};
-use zarrs::filesystem::FilesystemStore;
+use zarrs::array::{Array, ArrayCreateError, ArrayMetadata, ArraySubset, DataType, ElementOwned};
+use zarrs::metadata::v2::ArrayMetadataV2;
+use zarrs::storage::byte_range::ByteRangeIterator;
+use zarrs::storage::{MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey};
 
-use super::signal::{SignalTree, read_zspy_file};
+use super::hierarchy::{DatasetValue, GroupRead, read_array};
+use super::model::{Signal, SignalData};
+use super::signal::{SignalTree, read_zspy_store};
+use super::zarr::{ZarrArrayMeta, ZarrDirGroup};
+use super::zarr_store::ZarrStore;
 use super::{ArrayDType, Result, SignalError};
 use crate::dtype::{DType, Element};
 use crate::dynarray::DynArray;
@@ -33,11 +45,46 @@ use crate::graph::DynLazyArray;
 use crate::grid::{ChunkGrid, Region};
 use crate::io::ChunkSource;
 
-/// One Zarr v2 array of a directory store, read chunk by chunk with `zarrs`.
+/// The keys of one array of a store, seen by `zarrs` as a store whose root is the array
+/// (zarrs rejects node paths with a `__` segment, e.g. `/Experiments/__unnamed__/data`,
+/// which are reserved in Zarr v3 but common in HyperSpy files).
+#[derive(Debug)]
+struct ArrayStore {
+    store: ZarrStore,
+    /// The array's key prefix, with a trailing `/`.
+    prefix: String,
+}
+
+impl ArrayStore {
+    fn key(&self, key: &StoreKey) -> std::result::Result<StoreKey, StorageError> {
+        StoreKey::new(format!("{}{}", self.prefix, key.as_str()))
+            .map_err(|e| StorageError::Other(e.to_string()))
+    }
+}
+
+impl ReadableStorageTraits for ArrayStore {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> std::result::Result<MaybeBytesIterator<'a>, StorageError> {
+        self.store.get_partial_many(&self.key(key)?, byte_ranges)
+    }
+
+    fn size_key(&self, key: &StoreKey) -> std::result::Result<Option<u64>, StorageError> {
+        self.store.size_key(&self.key(key)?)
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        self.store.supports_get_partial()
+    }
+}
+
+/// One Zarr v2 array of a store (directory or zip), read chunk by chunk with `zarrs`.
 ///
 /// Thread-safe: the executor may read different chunks from several threads at once.
 pub struct ZspyArraySource {
-    array: Array<FilesystemStore>,
+    array: Array<ArrayStore>,
     file: String,
     array_path: String,
     dtype: DType,
@@ -93,21 +140,6 @@ fn map_dtype(dt: &DataType) -> Option<DType> {
 const UNSUPPORTED_DTYPES: &str = "cannot be read lazily (object/ragged, structured, string, \
      datetime and half-precision arrays are not supported)";
 
-/// The `dtype` of a `.zarray` when it is one the engine cannot hold (structured, object,
-/// string, datetime, void); `None` when it is numeric or the document cannot be read.
-fn unsupported_stored_dtype(store: &Path, zarray_key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(store.join(zarray_key.trim_start_matches('/'))).ok()?;
-    let doc = super::json::parse(&text).ok()?;
-    match doc.get("dtype")? {
-        d @ super::json::Json::Array(_) => Some(format!("structured {d:?}")),
-        super::json::Json::Str(s) => {
-            let kind = s.trim_start_matches(['<', '>', '|', '=']).chars().next()?;
-            matches!(kind, 'O' | 'U' | 'S' | 'V' | 'M' | 'm').then(|| format!("'{s}'"))
-        }
-        _ => None,
-    }
-}
-
 fn to_usize(v: u64, file: &str, key: &str) -> Result<usize> {
     usize::try_from(v).map_err(|_| SignalError::Unsupported {
         file: file.to_string(),
@@ -117,50 +149,94 @@ fn to_usize(v: u64, file: &str, key: &str) -> Result<usize> {
 }
 
 impl ZspyArraySource {
-    /// Opens the array at `array_path` (e.g. `/Experiments/name/data`) of the directory
-    /// store `store`. Reads the array metadata only.
+    /// Opens the array at `array_path` (e.g. `/Experiments/name/data`) of the store at
+    /// `store` (a directory or a zip file). Reads the array metadata only.
     ///
-    /// Errors name the store and the key: a missing store ([`SignalError::Io`]), a zip
-    /// store ([`SignalError::ZipUnsupported`]), a missing array ([`SignalError::Missing`]),
-    /// an element type or codec this reader does not handle ([`SignalError::Unsupported`]),
-    /// invalid metadata ([`SignalError::Invalid`]).
+    /// Errors name the store and the key: a missing store ([`SignalError::Io`]), an
+    /// incomplete store ([`SignalError::Incomplete`]), a missing array
+    /// ([`SignalError::Missing`]), an element type or codec this reader does not handle
+    /// ([`SignalError::Unsupported`]), invalid metadata ([`SignalError::Invalid`],
+    /// [`SignalError::Json`]).
     pub fn open(store: impl AsRef<Path>, array_path: &str) -> Result<Self> {
-        let store = store.as_ref();
-        let file = store.display().to_string();
+        let store = ZarrStore::open(store)?;
+        store.check_complete()?;
+        Self::open_in(&store, array_path)
+    }
+
+    /// [`open`](Self::open) on an opened store. Does not check the incomplete marker (a
+    /// writer resuming its own output may read it).
+    pub fn open_in(store: &ZarrStore, array_path: &str) -> Result<Self> {
+        let file = store.file().to_string();
         let array_path = if array_path.starts_with('/') {
             array_path.to_string()
         } else {
             format!("/{array_path}")
         };
-        let md = std::fs::metadata(store).map_err(|e| SignalError::Io {
+        let rel = array_path.trim_matches('/').to_string();
+        let zarray_key = format!("/{rel}/.zarray");
+        let invalid = |key: &str, msg: String| SignalError::Invalid {
             file: file.clone(),
-            key: "/".into(),
-            source: e,
-        })?;
-        if md.is_file() {
-            return Err(SignalError::ZipUnsupported { file });
-        }
-        let fs = FilesystemStore::new(store).map_err(|e| SignalError::Invalid {
-            file: file.clone(),
-            key: "/".into(),
-            msg: format!("cannot open the directory store: {e}"),
-        })?;
-        let zarray_key = format!("{}/.zarray", array_path.trim_end_matches('/'));
-        let array = Array::open(Arc::new(fs), &array_path).map_err(|e| match e {
-            _ if !matches!(e, ArrayCreateError::MissingMetadata)
-                && let Some(dt) = unsupported_stored_dtype(store, &zarray_key) =>
-            {
-                SignalError::Unsupported {
-                    file: file.clone(),
-                    key: array_path.clone(),
-                    msg: format!("element type {dt} {UNSUPPORTED_DTYPES}"),
-                }
-            }
-            ArrayCreateError::MissingMetadata => SignalError::Missing {
+            key: key.to_string(),
+            msg,
+        };
+        let text = store
+            .get(&zarray_key)?
+            .ok_or_else(|| SignalError::Missing {
                 file: file.clone(),
                 key: zarray_key.clone(),
                 what: "array metadata".into(),
-            },
+            })?;
+        let text = String::from_utf8(text)
+            .map_err(|_| invalid(&zarray_key, ".zarray is not UTF-8".into()))?;
+        let doc = super::json::parse(&text).map_err(|e| SignalError::Json {
+            file: file.clone(),
+            key: zarray_key.clone(),
+            line: e.line,
+            column: e.column,
+            msg: e.msg,
+        })?;
+        let meta = ZarrArrayMeta::from_json(&doc).map_err(|e| invalid(&zarray_key, e))?;
+        if meta.dtype.to_engine_dtype().is_none() || !meta.filters.is_empty() {
+            return Err(SignalError::Unsupported {
+                file: file.clone(),
+                key: array_path.clone(),
+                msg: format!(
+                    "element type {} {UNSUPPORTED_DTYPES}",
+                    match doc.get("dtype") {
+                        Some(super::json::Json::Str(s)) => format!("'{s}'"),
+                        Some(d) => format!("structured {}", super::json::to_zarr_string(d)),
+                        None => "?".into(),
+                    }
+                ),
+            });
+        }
+        // The separator actually used (spec §5.2: zarr < 2.8 did not record it).
+        let mut separator = meta.dimension_separator.clone();
+        if meta.shape.len() > 1 {
+            let other = if separator == "/" { "." } else { "/" };
+            let zeros = |sep: &str| vec!["0"; meta.shape.len()].join(sep);
+            if !store.contains(&format!("{rel}/{}", zeros(&separator)))
+                && store.contains(&format!("{rel}/{}", zeros(other)))
+            {
+                separator = other.to_string();
+            }
+        }
+        let mut value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| invalid(&zarray_key, format!("not strict JSON: {e}")))?;
+        if let Some(m) = value.as_object_mut() {
+            m.insert("dimension_separator".into(), separator.into());
+        }
+        let v2: ArrayMetadataV2 = serde_json::from_value(value)
+            .map_err(|e| invalid(&zarray_key, format!("invalid array metadata: {e}")))?;
+        let array = Array::new_with_metadata(
+            Arc::new(ArrayStore {
+                store: store.clone(),
+                prefix: format!("{rel}/"),
+            }),
+            "/",
+            ArrayMetadata::V2(v2),
+        )
+        .map_err(|e| match e {
             ArrayCreateError::DataTypeCreateError(_)
             | ArrayCreateError::CodecsCreateError(_)
             | ArrayCreateError::UnsupportedZarrV2Array(_)
@@ -225,12 +301,16 @@ impl ZspyArraySource {
     /// The store key of a chunk (e.g. `Experiments/name/data/0/1`).
     pub fn chunk_key(&self, index: &[usize]) -> String {
         let idx: Vec<u64> = index.iter().map(|&i| i as u64).collect();
-        self.array.chunk_key(&idx).to_string()
+        format!(
+            "{}/{}",
+            self.array_path.trim_matches('/'),
+            self.array.chunk_key(&idx)
+        )
     }
 
     fn retrieve(&self, subset: &ArraySubset) -> std::result::Result<DynArray, String> {
         fn typed<T: Element + ElementOwned>(
-            a: &Array<FilesystemStore>,
+            a: &Array<ArrayStore>,
             s: &ArraySubset,
         ) -> std::result::Result<DynArray, String> {
             a.retrieve_array_subset::<ArrayD<T>>(s)
@@ -316,7 +396,7 @@ impl ChunkSource for ZspyArraySource {
             return Ok(DynArray::zeros(self.dtype, &region.shape()));
         }
         let idx: Vec<u64> = index.iter().map(|&i| i as u64).collect();
-        let key = || format!("/{}", self.array.chunk_key(&idx));
+        let key = || format!("/{}", self.chunk_key(index));
         let subset = self.array.chunk_subset_bounded(&idx).map_err(|e| {
             Box::new(SignalError::Invalid {
                 file: self.file.clone(),
@@ -354,15 +434,20 @@ fn lazily_readable(d: &ArrayDType) -> bool {
     )
 }
 
-/// The lazy data of one signal of the `.zspy` directory store `path` (its array is
+/// The lazy data of one signal of the `.zspy` store `path` (its array is
 /// `<signal.group_path>/data`). Ragged (object), structured and string data give
-/// [`SignalError::Unsupported`] naming the file and the array.
+/// [`SignalError::Unsupported`] naming the file and the array (use [`open_zspy`] for them).
 pub fn open_zspy_signal(path: impl AsRef<Path>, signal: &SignalTree) -> Result<DynLazyArray> {
-    let path = path.as_ref();
+    let store = ZarrStore::open(path)?;
+    store.check_complete()?;
+    lazy_signal(&store, signal)
+}
+
+fn lazy_signal(store: &ZarrStore, signal: &SignalTree) -> Result<DynLazyArray> {
     let key = format!("{}/data", signal.group_path.trim_end_matches('/'));
     if signal.data.ragged_shapes || !lazily_readable(&signal.data.dtype) {
         return Err(SignalError::Unsupported {
-            file: path.display().to_string(),
+            file: store.file().to_string(),
             key,
             msg: format!(
                 "data of type {:?}{} cannot be read lazily",
@@ -375,26 +460,106 @@ pub fn open_zspy_signal(path: impl AsRef<Path>, signal: &SignalTree) -> Result<D
             ),
         });
     }
-    let source = ZspyArraySource::open(path, &key)?;
+    let source = ZspyArraySource::open_in(store, &key)?;
     Ok(DynLazyArray::from_source(Arc::new(source)))
 }
 
-/// Every signal of the `.zspy` directory store `path` (as [`read_zspy_file`] gives them,
-/// in the same order) paired with its lazy data. Nothing but metadata is read.
+/// Every numeric signal of the `.zspy` store `path` (as [`read_zspy_file`](super::read_zspy_file)
+/// gives them, in the same order) paired with its lazy data. Nothing but metadata is read.
 ///
 /// Signals whose data cannot be read lazily (ragged/object, structured and string dtypes)
-/// are **left out**; use [`open_zspy_signal`] on them to get the reason. Any other failure
-/// (a missing or unreadable array, an unsupported codec) fails the whole call.
+/// are **left out**; [`open_zspy`] returns them too. Any other failure (a missing or
+/// unreadable array, an unsupported codec) fails the whole call.
 pub fn open_zspy_data(path: impl AsRef<Path>) -> Result<Vec<(SignalTree, DynLazyArray)>> {
     let path: PathBuf = path.as_ref().to_path_buf();
-    let file = read_zspy_file(&path)?;
+    let store = ZarrStore::open(&path)?;
+    let file = read_zspy_store(&store)?;
     let mut out = Vec::with_capacity(file.signals.len());
     for signal in file.signals {
         if signal.data.ragged_shapes || !lazily_readable(&signal.data.dtype) {
             continue;
         }
-        let data = open_zspy_signal(&path, &signal)?;
+        check_axes(&store, &signal)?;
+        let data = lazy_signal(&store, &signal)?;
         out.push((signal, data));
+    }
+    Ok(out)
+}
+
+/// The axes must describe the stored array: one axis per dimension, each of the size of
+/// its dimension (else HyperSpy could not build the signal).
+fn check_axes(store: &ZarrStore, signal: &SignalTree) -> Result<()> {
+    let shape = &signal.data.shape;
+    let group = signal.group_path.trim_end_matches('/');
+    if signal.axes.len() != shape.len() {
+        return Err(SignalError::Invalid {
+            file: store.file().to_string(),
+            key: format!("{group}/data/.zarray"),
+            msg: format!(
+                "the data has {} dimensions {shape:?} but the signal has {} axes",
+                shape.len(),
+                signal.axes.len()
+            ),
+        });
+    }
+    for (i, (axis, &n)) in signal.axes.iter().zip(shape).enumerate() {
+        if let Some(size) = axis.size()
+            && size != n
+        {
+            return Err(SignalError::Invalid {
+                file: store.file().to_string(),
+                key: format!("{group}/axis-{i}"),
+                msg: format!(
+                    "axis size {size} disagrees with the data shape {shape:?} in \
+                     '{group}/data/.zarray' (dimension {i} has {n})"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every signal of the `.zspy` file `path` (a directory or a zip store), in the order
+/// RosettaSciIO returns them, with its data: numeric data lazy ([`SignalData::Lazy`]:
+/// only metadata is read here), anything else (ragged/object cells reshaped to their
+/// stored shapes, structured records such as RGB, strings, half-precision floats) read
+/// whole ([`SignalData::InMemory`]), as RosettaSciIO does.
+///
+/// Errors name the file and the key: a missing path, a store that is not zspy, an
+/// incomplete store ([`SignalError::Incomplete`]), inconsistent metadata (axes that
+/// disagree with the data shape), a corrupt chunk of in-memory data, an unsupported
+/// element type or codec.
+pub fn open_zspy(path: impl AsRef<Path>) -> Result<Vec<Signal>> {
+    let store = ZarrStore::open(path)?;
+    let file = read_zspy_store(&store)?;
+    let root = ZarrDirGroup::open_store(store.clone())?;
+    let mut out = Vec::with_capacity(file.signals.len());
+    for tree in file.signals {
+        check_axes(&store, &tree)?;
+        let data = if !tree.data.ragged_shapes && lazily_readable(&tree.data.dtype) {
+            SignalData::Lazy(lazy_signal(&store, &tree)?)
+        } else {
+            let key = format!("{}/data", tree.group_path.trim_end_matches('/'));
+            let g = root
+                .subgroup(&tree.group_path)?
+                .ok_or_else(|| SignalError::Missing {
+                    file: store.file().to_string(),
+                    key: tree.group_path.clone(),
+                    what: "experiment group".into(),
+                })?;
+            let children = g.children()?;
+            match read_array(&g, "data", &children)? {
+                DatasetValue::Loaded(a) => SignalData::InMemory(a),
+                DatasetValue::Deferred(r) => {
+                    return Err(SignalError::Unsupported {
+                        file: store.file().to_string(),
+                        key,
+                        msg: format!("the data cannot be read: {}", r.reason),
+                    });
+                }
+            }
+        };
+        out.push(Signal { tree, data });
     }
     Ok(out)
 }
