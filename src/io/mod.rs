@@ -3,6 +3,7 @@
 //! File formats implement these traits in their own modules.
 
 pub mod atomic;
+pub mod images;
 mod memory;
 pub(crate) mod spill;
 
