@@ -229,3 +229,71 @@ fn errors_are_one_line_and_non_zero() {
     );
     assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
 }
+
+#[test]
+fn demo_runs_the_scan_map_job_on_a_small_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = lazyspy(&[
+        "--no-progress",
+        "demo",
+        d,
+        "--images",
+        "3",
+        "--size",
+        "96",
+        "--sigma",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("peak resident memory"),
+        "{}",
+        stdout(&o)
+    );
+    let got = read_values(&dir.path().join("filtered.zspy")).cast_to::<f32>();
+    assert_eq!(got.shape(), &[3, 96, 96]);
+    for i in 0..3 {
+        let image = lazyspy::io::images::demo_scan_image(i, 96).into_dyn();
+        let params = GaussianParams::new(vec![2.0, 2.0], vec![0, 1]);
+        let expected = gaussian_filter(image.view(), &params).unwrap();
+        let worst = got
+            .index_axis(ndarray::Axis(0), i)
+            .iter()
+            .zip(expected.iter())
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "image {i}: relative difference {worst}");
+    }
+    // A second run reuses the scans and replaces the output.
+    let o = lazyspy(&[
+        "--quiet", "demo", d, "--images", "3", "--size", "96", "--sigma", "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn an_image_glob_converts_to_zspy_with_axes() {
+    let dir = tempfile::tempdir().unwrap();
+    let scans = dir.path().join("scans");
+    lazyspy::io::images::make_demo_scans(&scans, 4, 32).unwrap();
+    let pattern = format!("{}/*.tif", scans.display());
+    let out = dir.path().join("stack.zspy");
+    let o = lazyspy(&["--quiet", "convert", &pattern, out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = read_values(&out).cast_to::<f32>();
+    for i in 0..4 {
+        let expected = lazyspy::io::images::demo_scan_image(i, 32);
+        assert_eq!(got.index_axis(ndarray::Axis(0), i), expected.into_dyn());
+    }
+    let o = lazyspy(&["info", "--json", out.to_str().unwrap()]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let axes = &j["signals"][0]["axes"];
+    assert_eq!(axes[0]["navigate"], true);
+    assert_eq!(axes[1]["navigate"], false);
+    assert_eq!(axes[2]["navigate"], false);
+    assert_fails(
+        &lazyspy(&["info", &format!("{}/*.png", scans.display())]),
+        "*.png",
+    );
+}

@@ -75,7 +75,30 @@ fn mode(name: &str, cval: f64) -> Result<BoundaryMode, CliError> {
     })
 }
 
-fn gaussian_signal(s: &Signal, args: &GaussianArgs, path: &str) -> Result<Signal, CliError> {
+/// Gaussian-filters every signal (float32 output; float64 for float64 input). `axes`:
+/// default the signal axes of each signal.
+pub fn gaussian_signals(
+    signals: &[Signal],
+    sigma: &[f64],
+    axes: Option<&[usize]>,
+    mode: BoundaryMode,
+    truncate: f64,
+    path: &str,
+) -> Result<Vec<Signal>, CliError> {
+    signals
+        .iter()
+        .map(|s| gaussian_signal(s, sigma, axes, mode, truncate, path))
+        .collect()
+}
+
+fn gaussian_signal(
+    s: &Signal,
+    sigma: &[f64],
+    axes: Option<&[usize]>,
+    mode: BoundaryMode,
+    truncate: f64,
+    path: &str,
+) -> Result<Signal, CliError> {
     let SignalData::Lazy(data) = &s.data else {
         return Err(CliError::Input {
             path: path.into(),
@@ -85,7 +108,9 @@ fn gaussian_signal(s: &Signal, args: &GaussianArgs, path: &str) -> Result<Signal
             ),
         });
     };
-    let axes = args.axes.clone().unwrap_or_else(|| s.signal_axes());
+    let axes = axes
+        .map(<[usize]>::to_vec)
+        .unwrap_or_else(|| s.signal_axes());
     if axes.is_empty() {
         return Err(CliError::Usage(
             "the signal has no signal axis; give --axes".into(),
@@ -97,9 +122,9 @@ fn gaussian_signal(s: &Signal, args: &GaussianArgs, path: &str) -> Result<Signal
             data.shape().len()
         )));
     }
-    let sigma = match args.sigma.len() {
-        1 => vec![args.sigma[0]; axes.len()],
-        n if n == axes.len() => args.sigma.clone(),
+    let sigma = match sigma.len() {
+        1 => vec![sigma[0]; axes.len()],
+        n if n == axes.len() => sigma.to_vec(),
         n => {
             return Err(CliError::Usage(format!(
                 "--sigma has {n} values for {} axes",
@@ -113,8 +138,8 @@ fn gaussian_signal(s: &Signal, args: &GaussianArgs, path: &str) -> Result<Signal
         )));
     }
     let params = GaussianParams::new(sigma, axes)
-        .with_mode(mode(&args.mode, args.cval)?)
-        .with_truncate(args.truncate);
+        .with_mode(mode)
+        .with_truncate(truncate);
     let compute = |e| CliError::Compute {
         path: path.into(),
         source: e,
@@ -133,10 +158,14 @@ fn gaussian_signal(s: &Signal, args: &GaussianArgs, path: &str) -> Result<Signal
 pub fn run(args: &FilterArgs, global: &GlobalOptions) -> Result<(), CliError> {
     let FilterKind::Gaussian(g) = &args.kind;
     let (_, signals) = open_signals(&g.input)?;
-    let filtered = signals
-        .iter()
-        .map(|s| gaussian_signal(s, g, &g.input))
-        .collect::<Result<Vec<_>, _>>()?;
+    let filtered = gaussian_signals(
+        &signals,
+        &g.sigma,
+        g.axes.as_deref(),
+        mode(&g.mode, g.cval)?,
+        g.truncate,
+        &g.input,
+    )?;
     let choices = WriteChoices {
         chunks: g.chunks.clone(),
         compressor: g.compressor.clone(),

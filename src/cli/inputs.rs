@@ -95,10 +95,12 @@ pub fn open_signals(spec: &str) -> Result<(Format, Vec<Signal>), CliError> {
             });
         }
         Format::Images => {
-            return Err(CliError::Input {
-                path: spec.into(),
-                msg: "image stacks are not available in this build yet".into(),
-            });
+            vec![
+                lazyspy::io::images::from_files(spec).map_err(|e| CliError::Input {
+                    path: spec.into(),
+                    msg: e.to_string(),
+                })?,
+            ]
         }
     };
     if signals.is_empty() {
