@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lazyspy::io::atomic::INCOMPLETE_MARKER;
-use lazyspy::signal::{Signal, ZspyArraySource, ZspyWriteOptions, write_zspy};
+use lazyspy::signal::{Signal, ZarrStore, ZspyArraySource, ZspyWriteOptions, write_zspy};
 use lazyspy::{ChunkSource, ExecConfig, LazyArray};
 use ndarray::ArrayD;
 
@@ -129,7 +129,9 @@ fn decode_present_chunks(path: &Path) -> Result<usize, String> {
     if !path.join(DATA_KEY).join(".zarray").exists() {
         return Ok(0);
     }
-    let source = ZspyArraySource::open(path, DATA_KEY).map_err(|e| e.to_string())?;
+    // Raw access: the store is unfinished (marked incomplete) while it is being written.
+    let store = ZarrStore::open(path).map_err(|e| e.to_string())?;
+    let source = ZspyArraySource::open_in(&store, DATA_KEY).map_err(|e| e.to_string())?;
     let mut n = 0;
     for z in 0..SHAPE[0] {
         if path.join(format!("{DATA_KEY}/{z}/0/0")).exists() {

@@ -63,10 +63,11 @@ struct StatsSink {
 
 impl ChunkSink for StatsSink {
     fn write_chunk(&self, _: &[usize], _: &Region, data: DynArray) -> Result<(), BoxError> {
-        let values = data.cast_to::<f64>();
-        let mut t = Totals::default();
-        {
-            for &v in values.iter() {
+        // Element by element, without a converted copy of the chunk.
+        let t = lazyspy::with_dyn!(&data, a, _T => {
+            let mut t = Totals::default();
+            for v in a.iter() {
+                let v: f64 = lazyspy::Element::cast(*v);
                 t.count += 1;
                 if v.is_nan() {
                     t.nans += 1;
@@ -76,7 +77,8 @@ impl ChunkSink for StatsSink {
                     t.sum += v;
                 }
             }
-        }
+            t
+        });
         self.totals.lock().merge(&t);
         Ok(())
     }

@@ -48,7 +48,7 @@ use crate::error::BoxError;
 use crate::exec::{ExecConfig, ExecStats};
 use crate::grid::{ChunkGrid, Region};
 use crate::io::ChunkSink;
-use crate::io::atomic::{AtomicDirStore, INCOMPLETE_MARKER, StoreOptions, WritePlan};
+use crate::io::atomic::{AtomicDirStore, Committer, INCOMPLETE_MARKER, StoreOptions};
 use crate::signal::hierarchy::{DatasetValue, overwrite_dataset, write_signal_metadata};
 use crate::signal::json::{self, Json};
 use crate::signal::model::{Signal, SignalData};
@@ -56,6 +56,7 @@ use crate::signal::tree::ArrayDType;
 use crate::signal::zarr::dtype_to_json;
 use crate::signal::zarr_write::{DirKeys, MemKeys, ZarrDirWriter, ZarrKeys, zgroup_doc};
 use crate::signal::{Result, SignalError};
+use parking_lot::RwLock;
 
 /// A numcodecs compressor for the chunks of `data` (spec §5.4).
 #[derive(Clone, Debug, PartialEq)]
@@ -489,7 +490,9 @@ pub fn write_zspy_signals(
                 };
                 let data = data.rechunk(&layout.chunks).map_err(compute)?;
                 let data_key = format!("{}/data", signal_group_key(signal));
-                let sink = ZspyDataSink::new(&store, &file, &data_key, layout, resuming)?;
+                let queue_bytes = (exec.memory_budget / 8).max(1);
+                let sink =
+                    ZspyDataSink::new(&store, &file, &data_key, layout, resuming, queue_bytes)?;
                 let stats = data.store(&sink, exec).map_err(compute)?;
                 out.chunks_written += sink.written.load(Ordering::Relaxed);
                 out.chunks_skipped += stats.chunks_skipped;
@@ -697,7 +700,8 @@ fn remove_path(path: &Path) -> std::io::Result<()> {
 /// The sink of the data chunks: encodes each with zarrs' codec chain and commits it
 /// through a [`WritePlan`] of the atomic store.
 struct ZspyDataSink {
-    plan: WritePlan,
+    committer: RwLock<Option<Committer>>,
+    store: AtomicDirStore,
     file: String,
     prefix: String,
     encoder: ZarrsArray<MemoryStore>,
@@ -709,6 +713,10 @@ struct ZspyDataSink {
     bytes: AtomicU64,
 }
 
+/// Background I/O threads committing data chunks, so the engine's workers never wait on
+/// `fsync`.
+const COMMIT_THREADS: usize = 2;
+
 impl ZspyDataSink {
     fn new(
         store: &AtomicDirStore,
@@ -716,6 +724,7 @@ impl ZspyDataSink {
         data_key: &str,
         layout: &DataLayout,
         resuming: bool,
+        queue_bytes: u64,
     ) -> Result<Self> {
         let encoder = zarrs_encoder(&layout.zarray)
             .map_err(|msg| write_err(file, &format!("{data_key}/.zarray"), msg))?;
@@ -724,7 +733,8 @@ impl ZspyDataSink {
         let keys: Vec<String> = grid.indices().map(|ix| chunk_key(data_key, &ix)).collect();
         let plan = store.begin_writes(&keys).map_err(store_err(file))?;
         Ok(ZspyDataSink {
-            plan,
+            committer: RwLock::new(Some(Committer::new(plan, COMMIT_THREADS, queue_bytes))),
+            store: store.clone(),
             file: file.to_string(),
             prefix: data_key.to_string(),
             encoder,
@@ -842,8 +852,7 @@ impl ChunkSink for ZspyDataSink {
     fn is_done(&self, index: &[usize]) -> bool {
         self.resuming
             && self
-                .plan
-                .store()
+                .store
                 .exists(&chunk_key(&self.prefix, index))
                 .unwrap_or(false)
     }
@@ -858,12 +867,25 @@ impl ChunkSink for ZspyDataSink {
         let encoded = self
             .encode(region, &data)
             .map_err(|msg| format!("{}: cannot encode chunk '{key}': {msg}", self.file))?;
-        self.plan
-            .write(&key, &encoded)
+        let guard = self.committer.read();
+        let committer = guard
+            .as_ref()
+            .ok_or_else(|| format!("{}: the data sink is finished", self.file))?;
+        committer
+            .submit(key, encoded)
             .map_err(|e| format!("{}: {e}", self.file))?;
-        self.written.fetch_add(1, Ordering::Relaxed);
-        self.bytes
-            .fetch_add(encoded.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn finish(&self) -> std::result::Result<(), BoxError> {
+        let Some(committer) = self.committer.write().take() else {
+            return Ok(());
+        };
+        let (count, bytes) = committer
+            .finish()
+            .map_err(|e| format!("{}: {e}", self.file))?;
+        self.written.store(count, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -62,6 +62,13 @@ pub enum StoreError {
         /// The key outside the plan.
         key: String,
     },
+    /// A background commit was refused because an earlier one of the same job failed
+    /// (the first failure is reported by [`Committer::finish`](crate::io::atomic::Committer::finish)).
+    #[error("not written: an earlier write of this job failed: {reason}")]
+    Aborted {
+        /// The earlier failure.
+        reason: String,
+    },
     /// The store root exists but is not a directory.
     #[error("store root {path} is not a directory")]
     NotADirectory {

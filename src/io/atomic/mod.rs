@@ -19,7 +19,9 @@
 //!    rejected), and an in-process per-key lock serialises writes to the same key.
 //! 5. A [`FaultHook`] in [`StoreOptions`] can inject I/O errors before every file-system
 //!    operation, for tests; it costs nothing when absent.
-//! 6. An incomplete-marker protocol ([`AtomicDirStore::mark_incomplete`],
+//! 6. A [`Committer`] writes values through a plan on a few background I/O threads, so
+//!    compute threads never wait on `fsync`; its queue is bounded in bytes.
+//! 7. An incomplete-marker protocol ([`AtomicDirStore::mark_incomplete`],
 //!    [`AtomicDirStore::mark_complete`], see [`marker`]) lets an interrupted write be
 //!    recognised and resumed.
 //!
@@ -33,6 +35,7 @@
 //! assert_eq!(store.list_prefix("data/").unwrap(), vec!["data/0/0".to_string()]);
 //! ```
 
+mod committer;
 mod error;
 mod fault;
 mod key;
@@ -47,6 +50,7 @@ pub mod sweep;
 pub mod temp_name;
 mod write;
 
+pub use committer::Committer;
 pub use error::StoreError;
 pub use fault::FaultHook;
 pub use key::validate_key;
