@@ -15,6 +15,8 @@
 //!   decoded with `zarrs`, and [`open_zspy_data`]).
 //! * [`model`]: [`Signal`] (a [`SignalTree`] with its data) and RosettaSciIO's default
 //!   data chunking ([`get_signal_chunks`]).
+//! * [`hspy`]: the `.hspy` (HDF5) format: [`read_hspy_file`], [`open_hspy`] (lazy data
+//!   through [`HspyArraySource`]) and the streaming writer [`write_hspy`].
 //! * [`memory`]: an in-memory backend, for tests and for building trees before writing.
 //! * [`signal`](mod@signal): [`SignalTree`], the description of one stored signal, and
 //!   [`read_zspy_metadata`].
@@ -23,6 +25,7 @@
 
 pub mod axes;
 pub mod hierarchy;
+pub mod hspy;
 pub mod json;
 pub mod memory;
 pub mod model;
@@ -39,6 +42,10 @@ pub use hierarchy::{
     AttrWrite, DatasetInfo, DatasetValue, FormatVersion, GroupRead, GroupWrite, HierarchicalFile,
     NodeKind, ReadOptions, dict2group, group2dict, group2signaldict, read_hierarchical,
     write_signal_metadata,
+};
+pub use hspy::{
+    HspyArraySource, HspyCompression, HspyWriteOptions, HspyWriteReport, open_hspy, read_hspy_file,
+    write_hspy,
 };
 pub use memory::{MemFlavor, MemGroup};
 pub use model::{Signal, SignalData, get_signal_chunks};
