@@ -416,8 +416,6 @@ pub fn signal_order(path: &str, s: &SignalTree, exp: &Json, errors: &mut Vec<Str
     }
 }
 
-/// Compares one fixture with its sidecar; returns (errors, deferred arrays).
-
 // ------------------------------------------------------------------------------------
 // Data
 // ------------------------------------------------------------------------------------

@@ -100,6 +100,25 @@ impl Drop for Hid {
     }
 }
 
+/// A file access property list without HDF5's file locking. HDF5 takes an `flock` on
+/// every file it opens, through a descriptor without close-on-exec: a child process
+/// started while a file is open inherits the descriptor and keeps the lock for its whole
+/// life, so that a later open of the same file (even read-only, even after it was closed
+/// and renamed here) fails with "unable to lock file". lazyspy does not rely on these
+/// advisory locks: writers go through a temporary file and a rename. Under the lock.
+pub(crate) fn file_access_plist() -> Result<Hid, String> {
+    // SAFETY: creating and setting an owned property list.
+    let p = check_id(
+        unsafe { H5Pcreate(*hdf5_sys::h5p::H5P_CLS_FILE_ACCESS) },
+        "H5Pcreate",
+    )?;
+    check(
+        unsafe { hdf5_sys::h5p::H5Pset_file_locking(p.id(), 0, 1) },
+        "H5Pset_file_locking",
+    )?;
+    Ok(p)
+}
+
 /// A C string of `s`; an error for interior NULs.
 pub(crate) fn cstr(s: &str) -> Result<CString, String> {
     CString::new(s).map_err(|_| format!("the name {s:?} contains a NUL character"))

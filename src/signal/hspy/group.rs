@@ -505,7 +505,7 @@ impl GroupWrite for HspyGroup {
             }
             let (t, buf) = ffi::prepare_write(a)?;
             let ds = ffi::create_dataset(id, name, t.id(), &a.shape, &storage)?;
-            if a.len() > 0 {
+            if !a.is_empty() {
                 ffi::write_dataset_all(ds.id(), t.id(), &buf)?;
             }
             Ok(())

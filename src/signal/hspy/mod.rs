@@ -26,7 +26,6 @@ pub use source::HspyArraySource;
 pub use write::{HspyCompression, HspyWriteOptions, HspyWriteReport, write_hspy};
 
 use hdf5_sys::h5f::{H5F_ACC_RDONLY, H5Fis_hdf5, H5Fopen};
-use hdf5_sys::h5p::H5P_DEFAULT;
 
 use crate::graph::DynLazyArray;
 use crate::signal::hierarchy::{
@@ -54,8 +53,9 @@ pub(crate) fn open_root(path: &Path) -> Result<HspyGroup> {
         if is <= 0 {
             return Err("not an HDF5 file (no HDF5 signature found)".into());
         }
+        let fapl = ffi::file_access_plist()?;
         let f = ffi::check_id(
-            unsafe { H5Fopen(c.as_ptr(), H5F_ACC_RDONLY, H5P_DEFAULT) },
+            unsafe { H5Fopen(c.as_ptr(), H5F_ACC_RDONLY, fapl.id()) },
             "H5Fopen",
         )
         .map_err(|e| format!("cannot open the HDF5 file (truncated or corrupt?): {e}"))?;

@@ -254,12 +254,14 @@ impl HspyArraySource {
     }
 
     /// Undoes the filters of a stored chunk; `None` when a filter is not handled here.
+    /// The last step, when it is an unshuffle, is left to the caller (returned as the
+    /// element size), so that it can write straight into the output array.
     fn decode(
         &self,
         raw: Vec<u8>,
         mask: u32,
         full: usize,
-    ) -> std::result::Result<Option<Vec<u8>>, String> {
+    ) -> std::result::Result<Option<(Vec<u8>, Option<usize>)>, String> {
         let filters = &self.layout.filters;
         // Sizes before each filter in write order (None after a compressor).
         let mut before = Vec::with_capacity(filters.len());
@@ -299,6 +301,9 @@ impl HspyArraySource {
                         .cd_values
                         .first()
                         .map_or(self.elem_size(), |&v| v as usize);
+                    if i == 0 && data.len() == full {
+                        return Ok(Some((data, Some(elem))));
+                    }
                     data = unshuffle(&data, elem);
                 }
                 3 => {
@@ -316,7 +321,7 @@ impl HspyArraySource {
                 data.len()
             ));
         }
-        Ok(Some(data))
+        Ok(Some((data, None)))
     }
 
     fn elem_size(&self) -> usize {
@@ -350,7 +355,7 @@ thread_local! {
 
 /// HDF5's byte shuffle: byte `k` of every element, element after element.
 pub(crate) fn shuffle(data: &[u8], elem: usize) -> Vec<u8> {
-    if elem <= 1 || data.len() % elem != 0 {
+    if elem <= 1 || !data.len().is_multiple_of(elem) {
         return data.to_vec();
     }
     let n = data.len() / elem;
@@ -366,19 +371,24 @@ pub(crate) fn shuffle(data: &[u8], elem: usize) -> Vec<u8> {
 /// The inverse of [`shuffle`]. HDF5 leaves trailing bytes that do not fill an element as
 /// they are; so does this.
 pub(crate) fn unshuffle(data: &[u8], elem: usize) -> Vec<u8> {
+    let mut out = vec![0u8; data.len()];
+    unshuffle_into(data, elem, &mut out);
+    out
+}
+
+/// [`unshuffle`] into `out` (of the same length).
+pub(crate) fn unshuffle_into(data: &[u8], elem: usize, out: &mut [u8]) {
     if elem <= 1 {
-        return data.to_vec();
+        out.copy_from_slice(data);
+        return;
     }
     let n = data.len() / elem;
-    let mut out = vec![0u8; data.len()];
-    for k in 0..elem {
-        let plane = &data[k * n..(k + 1) * n];
-        for (i, &b) in plane.iter().enumerate() {
-            out[i * elem + k] = b;
+    for (i, o) in out[..n * elem].chunks_exact_mut(elem).enumerate() {
+        for (k, b) in o.iter_mut().enumerate() {
+            *b = data[k * n + i];
         }
     }
     out[n * elem..].copy_from_slice(&data[n * elem..]);
-    out
 }
 
 /// One chunk along the first axis of about 1 MiB, for contiguous datasets.
@@ -458,7 +468,7 @@ impl ChunkSource for HspyArraySource {
         };
         let elem = self.elem_size();
         let full = chunk.iter().product::<usize>() * elem;
-        let Some(bytes) = self
+        let Some((bytes, unshuffle_elem)) = self
             .decode(raw, mask, full)
             .map_err(|e| self.err(format!("cannot decode {}: {e}", key())))?
         else {
@@ -471,10 +481,11 @@ impl ChunkSource for HspyArraySource {
             _ => elem,
         };
         DynArray::from_bytes_with(self.dtype, &rshape, |out| {
-            if rshape == chunk {
-                out.copy_from_slice(&bytes);
-            } else {
-                copy_subchunk(&bytes, &chunk, &rshape, elem, out);
+            match unshuffle_elem {
+                Some(e) if rshape == chunk => unshuffle_into(&bytes, e, out),
+                Some(e) => copy_subchunk(&unshuffle(&bytes, e), &chunk, &rshape, elem, out),
+                None if rshape == chunk => out.copy_from_slice(&bytes),
+                None => copy_subchunk(&bytes, &chunk, &rshape, elem, out),
             }
             if swap && word > 1 {
                 for w in out.chunks_exact_mut(word) {

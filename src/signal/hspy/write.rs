@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use hdf5_sys::h5::hsize_t;
 use hdf5_sys::h5d::H5Dwrite_chunk;
 use hdf5_sys::h5f::{H5F_ACC_EXCL, H5F_ACC_RDWR, H5F_close_degree_t, H5Fclose, H5Fcreate, H5Fopen};
-use hdf5_sys::h5p::{H5P_CLS_FILE_ACCESS, H5P_DEFAULT, H5Pcreate, H5Pset_fclose_degree};
+use hdf5_sys::h5p::{H5P_DEFAULT, H5Pset_fclose_degree};
 
 use super::ffi::{self, Hid, h5};
 use super::group::{DatasetFilters, HspyGroup};
@@ -442,7 +442,7 @@ fn create_file(path: &Path, loc: &Location, append: bool) -> Result<Hid> {
     let c = ffi::cstr(&path.to_string_lossy()).map_err(|e| SignalError::write(loc, e))?;
     h5(|| -> std::result::Result<Hid, String> {
         // SAFETY: owned property list; the file identifier is owned.
-        let fapl = ffi::check_id(unsafe { H5Pcreate(*H5P_CLS_FILE_ACCESS) }, "H5Pcreate")?;
+        let fapl = ffi::file_access_plist()?;
         ffi::check(
             unsafe { H5Pset_fclose_degree(fapl.id(), H5F_close_degree_t::H5F_CLOSE_STRONG) },
             "H5Pset_fclose_degree",
