@@ -11,6 +11,9 @@
 //! computes the first signal's data into memory (as `hs.load(path)`). Both print one JSON
 //! line: `{"op", "seconds", "bytes", "stored_bytes", "peak_rss_mib", "checksum"}`, where
 //! `seconds` is the timed operation only and `checksum` the sum of all values as f64.
+//!
+//! The allocator is tuned as the `lazyspy` binary tunes it (set
+//! `HSPY_BENCH_DEFAULT_MALLOC=1` for glibc's defaults).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +26,11 @@ fn peak_rss_mib() -> f64 {
 }
 
 /// The f64 sum of all values, without a converted copy of the array.
+/// User + system CPU seconds of this process so far.
+fn cpu() -> f64 {
+    lazyspy::exec::process_cpu_seconds().map_or(f64::NAN, |(u, s)| u + s)
+}
+
 fn checksum(a: &DynArray) -> f64 {
     match a {
         DynArray::F32(x) => x.iter().map(|&v| v as f64).sum(),
@@ -31,7 +39,27 @@ fn checksum(a: &DynArray) -> f64 {
     }
 }
 
+/// The allocator tuning of the `lazyspy` binary (`src/main.rs`): keep large chunk buffers
+/// in one untrimmed heap instead of an mmap/munmap (and page faults) per chunk.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    const ONE_GIB: libc::c_int = 1 << 30;
+    // SAFETY: mallopt only changes allocator parameters; it is called before any thread
+    // starts, and a rejected value leaves the default in place.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, ONE_GIB);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, ONE_GIB);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() {
+    if std::env::var_os("HSPY_BENCH_DEFAULT_MALLOC").is_none() {
+        tune_allocator();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut pos = Vec::new();
@@ -64,11 +92,12 @@ fn main() {
                 overwrite: true,
                 ..Default::default()
             };
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), cpu());
             let r = write_hspy(&out, &signal, &opts, &cfg).expect("write");
             let secs = t.elapsed().as_secs_f64();
             println!(
-                "{{\"op\": \"save\", \"seconds\": {secs:.4}, \"bytes\": {bytes}, \"stored_bytes\": {}, \"chunks\": {:?}, \"peak_rss_mib\": {:.1}}}",
+                "{{\"op\": \"save\", \"seconds\": {secs:.4}, \"cpu_seconds\": {:.3}, \"bytes\": {bytes}, \"stored_bytes\": {}, \"chunks\": {:?}, \"peak_rss_mib\": {:.1}}}",
+                cpu() - c,
                 r.bytes_stored,
                 r.chunks,
                 peak_rss_mib()
@@ -76,15 +105,16 @@ fn main() {
         }
         Some("load") => {
             let path = PathBuf::from(&pos[1]);
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), cpu());
             let signals = open_hspy(&path).expect("open");
             let SignalData::Lazy(lazy) = &signals[0].data else {
                 panic!("not numeric data")
             };
             let a = lazy.compute_with(&cfg).expect("compute");
             let secs = t.elapsed().as_secs_f64();
+            let cpu_secs = cpu() - c;
             println!(
-                "{{\"op\": \"load\", \"seconds\": {secs:.4}, \"bytes\": {}, \"peak_rss_mib\": {:.1}, \"checksum\": {}}}",
+                "{{\"op\": \"load\", \"seconds\": {secs:.4}, \"cpu_seconds\": {cpu_secs:.3}, \"bytes\": {}, \"peak_rss_mib\": {:.1}, \"checksum\": {}}}",
                 a.nbytes(),
                 peak_rss_mib(),
                 checksum(&a)

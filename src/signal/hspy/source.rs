@@ -358,14 +358,41 @@ pub(crate) fn shuffle(data: &[u8], elem: usize) -> Vec<u8> {
     if elem <= 1 || !data.len().is_multiple_of(elem) {
         return data.to_vec();
     }
-    let n = data.len() / elem;
     let mut out = vec![0u8; data.len()];
-    for (k, plane) in out.chunks_exact_mut(n).enumerate() {
-        for (i, b) in plane.iter_mut().enumerate() {
-            *b = data[i * elem + k];
+    match elem {
+        2 => shuffle_n::<2>(data, &mut out),
+        4 => shuffle_n::<4>(data, &mut out),
+        8 => shuffle_n::<8>(data, &mut out),
+        _ => {
+            let n = data.len() / elem;
+            for (k, plane) in out.chunks_exact_mut(n).enumerate() {
+                for (i, b) in plane.iter_mut().enumerate() {
+                    *b = data[i * elem + k];
+                }
+            }
         }
     }
     out
+}
+
+fn shuffle_n<const E: usize>(data: &[u8], out: &mut [u8]) {
+    let n = data.len() / E;
+    let mut planes: Vec<&mut [u8]> = out.chunks_exact_mut(n).collect();
+    for (i, e) in data.chunks_exact(E).enumerate() {
+        for k in 0..E {
+            planes[k][i] = e[k];
+        }
+    }
+}
+
+fn unshuffle_n<const E: usize>(data: &[u8], out: &mut [u8]) {
+    let n = data.len() / E;
+    let planes: Vec<&[u8]> = data.chunks_exact(n).take(E).collect();
+    for (i, o) in out[..n * E].chunks_exact_mut(E).enumerate() {
+        for k in 0..E {
+            o[k] = planes[k][i];
+        }
+    }
 }
 
 /// The inverse of [`shuffle`]. HDF5 leaves trailing bytes that do not fill an element as
@@ -378,14 +405,21 @@ pub(crate) fn unshuffle(data: &[u8], elem: usize) -> Vec<u8> {
 
 /// [`unshuffle`] into `out` (of the same length).
 pub(crate) fn unshuffle_into(data: &[u8], elem: usize, out: &mut [u8]) {
-    if elem <= 1 {
+    let n = if elem == 0 { 0 } else { data.len() / elem };
+    if elem <= 1 || n == 0 {
         out.copy_from_slice(data);
         return;
     }
-    let n = data.len() / elem;
-    for (i, o) in out[..n * elem].chunks_exact_mut(elem).enumerate() {
-        for (k, b) in o.iter_mut().enumerate() {
-            *b = data[k * n + i];
+    match elem {
+        2 => unshuffle_n::<2>(data, out),
+        4 => unshuffle_n::<4>(data, out),
+        8 => unshuffle_n::<8>(data, out),
+        _ => {
+            for (i, o) in out[..n * elem].chunks_exact_mut(elem).enumerate() {
+                for (k, b) in o.iter_mut().enumerate() {
+                    *b = data[k * n + i];
+                }
+            }
         }
     }
     out[n * elem..].copy_from_slice(&data[n * elem..]);
@@ -576,7 +610,7 @@ mod tests {
     #[test]
     fn shuffle_round_trips() {
         let data: Vec<u8> = (0..103u32).map(|i| (i * 7) as u8).collect();
-        for elem in [1, 2, 4, 8] {
+        for elem in [1, 2, 3, 4, 8] {
             let s = shuffle(&data[..(data.len() / elem) * elem], elem);
             assert_eq!(unshuffle(&s, elem), data[..(data.len() / elem) * elem]);
         }
