@@ -290,6 +290,10 @@ fn every_fixture_round_trips_and_loads_in_rosettasciio() {
                 }
             };
             written += 1;
+            if let Some(keep) = std::env::var_os("LAZYSPY_HSPY_KEEP") {
+                // For inspection: keep a copy of every written file.
+                std::fs::copy(&out, Path::new(&keep).join(out.file_name().unwrap())).unwrap();
+            }
             let back = open_hspy(&out).unwrap_or_else(|e| panic!("{name}: reading back: {e}"));
             assert_eq!(back.len(), 1, "{name}");
             failures.extend(same_tree(&format!("{name}[{i}]"), &s.tree, &back[0].tree));

@@ -478,9 +478,8 @@ impl GroupWrite for HspyGroup {
         let itemsize = a.dtype.itemsize().unwrap_or(8);
         let filtered = self.filters.gzip.is_some() || self.filters.shuffle;
         let is_list = name.starts_with("_list_") || name.starts_with("_tuple_");
-        let storage = if a.shape.contains(&0) || a.shape.is_empty() || (is_list && !filtered) {
-            // Empty arrays cannot be chunked with a fixed maximum shape; h5py's plain
-            // `create_dataset` of a list without filters is contiguous (spec Q15).
+        let storage = if a.shape.is_empty() || (is_list && !filtered) {
+            // h5py's plain `create_dataset` of a list without filters is contiguous (Q15).
             Storage {
                 chunks: None,
                 gzip: None,

@@ -261,7 +261,7 @@ impl HspyArraySource {
         raw: Vec<u8>,
         mask: u32,
         full: usize,
-    ) -> std::result::Result<Option<(Vec<u8>, Option<usize>)>, String> {
+    ) -> std::result::Result<Option<Decoded>, String> {
         let filters = &self.layout.filters;
         // Sizes before each filter in write order (None after a compressor).
         let mut before = Vec::with_capacity(filters.len());
@@ -348,6 +348,9 @@ impl HspyArraySource {
     }
 }
 
+/// A decoded chunk, and the element size of a final unshuffle still to do (if any).
+type Decoded = (Vec<u8>, Option<usize>);
+
 thread_local! {
     static DECOMPRESSOR: std::cell::RefCell<libdeflater::Decompressor> =
         std::cell::RefCell::new(libdeflater::Decompressor::new());
@@ -405,7 +408,7 @@ pub(crate) fn unshuffle(data: &[u8], elem: usize) -> Vec<u8> {
 
 /// [`unshuffle`] into `out` (of the same length).
 pub(crate) fn unshuffle_into(data: &[u8], elem: usize, out: &mut [u8]) {
-    let n = if elem == 0 { 0 } else { data.len() / elem };
+    let n = data.len().checked_div(elem).unwrap_or(0);
     if elem <= 1 || n == 0 {
         out.copy_from_slice(data);
         return;
