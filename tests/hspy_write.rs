@@ -412,6 +412,42 @@ fn options_chunks_compression_overwrite() {
     assert_eq!(f.signals[0].data.chunks, vec![2, 2, 16, 20]);
     assert_eq!(got(&dest).to_bytes(), want.to_bytes());
 
+    // LZF (h5py's filter, compressed by the library on the writer thread).
+    let opts = HspyWriteOptions {
+        chunks: Some(vec![2, 3, 32, 48]),
+        compression: HspyCompression::Lzf,
+        overwrite: true,
+        ..Default::default()
+    };
+    let r = write_hspy(&dest, &s, &opts, &cfg()).unwrap();
+    assert_eq!(r.chunks_written, 3 * 3);
+    let f = read_hspy_file(&dest).unwrap();
+    assert_eq!(
+        f.signals[0].data.storage.get("compression"),
+        Some(&Value::from("lzf"))
+    );
+    assert_eq!(got(&dest).to_bytes(), want.to_bytes());
+    if let Some(py) = python() {
+        let code = "import h5py,hashlib,sys,numpy as np\n\
+                    f=h5py.File(sys.argv[1],'r');d=f['Experiments/ramp/data']\n\
+                    assert d.compression=='lzf', d.compression\n\
+                    print(hashlib.sha256(np.ascontiguousarray(d[()]).tobytes()).hexdigest())";
+        let out = Command::new(py)
+            .args(["-c", code])
+            .arg(&dest)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            sha256_hex(&want.to_bytes())
+        );
+    }
+
     // gzip 9 without shuffle.
     let opts = HspyWriteOptions {
         compression: HspyCompression::Gzip(9),

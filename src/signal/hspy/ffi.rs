@@ -1059,6 +1059,8 @@ pub(crate) struct Storage {
     pub(crate) gzip: Option<u32>,
     /// Byte shuffle before compression.
     pub(crate) shuffle: bool,
+    /// LZF compression (h5py's filter 32000, optional).
+    pub(crate) lzf: bool,
 }
 
 /// Creates the dataset `name` of type `t` and `shape` with `storage`. Under the lock.
@@ -1086,6 +1088,18 @@ pub(crate) fn create_dataset(
             }
             if let Some(level) = storage.gzip {
                 check(H5Pset_deflate(dcpl.id(), level), "H5Pset_deflate")?;
+            }
+            if storage.lzf {
+                check(
+                    hdf5_sys::h5p::H5Pset_filter(
+                        dcpl.id(),
+                        32000,
+                        hdf5_sys::h5z::H5Z_FLAG_OPTIONAL,
+                        0,
+                        ptr::null(),
+                    ),
+                    "H5Pset_filter(lzf)",
+                )?;
             }
         }
     }

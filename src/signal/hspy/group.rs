@@ -212,6 +212,8 @@ pub struct DatasetFilters {
     pub gzip: Option<u32>,
     /// Byte shuffle before compression.
     pub shuffle: bool,
+    /// LZF compression instead of deflate.
+    pub lzf: bool,
 }
 
 impl Default for DatasetFilters {
@@ -219,6 +221,7 @@ impl Default for DatasetFilters {
         DatasetFilters {
             gzip: Some(4),
             shuffle: true,
+            lzf: false,
         }
     }
 }
@@ -289,6 +292,7 @@ impl HspyGroup {
             chunks: Some(chunks.to_vec()),
             gzip: self.filters.gzip,
             shuffle: self.filters.shuffle,
+            lzf: self.filters.lzf,
         };
         h5(|| {
             if ffi::link_exists(id, name)? {
@@ -476,7 +480,7 @@ impl GroupWrite for HspyGroup {
             }
         };
         let itemsize = a.dtype.itemsize().unwrap_or(8);
-        let filtered = self.filters.gzip.is_some() || self.filters.shuffle;
+        let filtered = self.filters.gzip.is_some() || self.filters.shuffle || self.filters.lzf;
         let is_list = name.starts_with("_list_") || name.starts_with("_tuple_");
         let storage = if a.shape.is_empty() || (is_list && !filtered) {
             // h5py's plain `create_dataset` of a list without filters is contiguous (Q15).
@@ -484,6 +488,7 @@ impl GroupWrite for HspyGroup {
                 chunks: None,
                 gzip: None,
                 shuffle: false,
+                lzf: false,
             }
         } else {
             let c = match chunks {
@@ -495,6 +500,7 @@ impl GroupWrite for HspyGroup {
                 chunks: Some(c),
                 gzip: self.filters.gzip,
                 shuffle: self.filters.shuffle,
+                lzf: self.filters.lzf,
             }
         };
         let id = self.raw();

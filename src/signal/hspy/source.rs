@@ -543,6 +543,48 @@ impl ChunkSource for HspyArraySource {
     }
 }
 
+/// Writes `bytes` (native values of type `mem`, C order, shape `shape`) at `offset` of
+/// dataset `ds` through the library's filters. Under the lock.
+pub(crate) fn write_hyperslab(
+    ds: i64,
+    mem: &ArrayDType,
+    offset: &[hsize_t],
+    shape: &[usize],
+    bytes: &[u8],
+) -> std::result::Result<(), String> {
+    let mt = ffi::create_type(mem)?;
+    // SAFETY: `ds` is valid; spaces are owned; `bytes` holds the region.
+    let fs = ffi::check_id(unsafe { H5Dget_space(ds) }, "H5Dget_space")?;
+    let count: Vec<hsize_t> = shape.iter().map(|&v| v as hsize_t).collect();
+    ffi::check(
+        unsafe {
+            H5Sselect_hyperslab(
+                fs.id(),
+                H5S_seloper_t::H5S_SELECT_SET,
+                offset.as_ptr(),
+                std::ptr::null(),
+                count.as_ptr(),
+                std::ptr::null(),
+            )
+        },
+        "H5Sselect_hyperslab",
+    )?;
+    let ms = ffi::create_space(shape)?;
+    ffi::check(
+        unsafe {
+            hdf5_sys::h5d::H5Dwrite(
+                ds,
+                mt.id(),
+                ms.id(),
+                fs.id(),
+                H5P_DEFAULT,
+                bytes.as_ptr().cast::<c_void>(),
+            )
+        },
+        "H5Dwrite",
+    )
+}
+
 /// Copies the leading `sub` part of a C-order block of shape `full` into `out`.
 pub(crate) fn copy_subchunk(
     src: &[u8],

@@ -58,6 +58,9 @@ pub enum HspyCompression {
     None,
     /// Deflate (h5py `"gzip"`) at this level, 0–9.
     Gzip(u32),
+    /// LZF (h5py's filter 32000, bundled here). There is no Rust LZF codec in this crate,
+    /// so the library compresses these chunks itself, one at a time, on the writer thread.
+    Lzf,
 }
 
 /// How [`write_hspy`] writes. `Default` is RosettaSciIO's: default chunks, gzip level 4
@@ -252,10 +255,12 @@ fn retry_io<T>(
     }
 }
 
-/// A chunk ready for `H5Dwrite_chunk`.
+/// A chunk ready for `H5Dwrite_chunk`, or (`library = Some(shape)`) the raw values of a
+/// region for the library to filter and write (LZF).
 struct EncodedChunk {
     offset: Vec<hsize_t>,
     bytes: Vec<u8>,
+    library: Option<Vec<usize>>,
 }
 
 thread_local! {
@@ -304,6 +309,7 @@ struct DirectChunkSink {
     elem: usize,
     shuffle: bool,
     level: Option<u32>,
+    lzf: bool,
     writer_error: Arc<Mutex<Option<String>>>,
     loc: Location,
     uncompressed: AtomicU64,
@@ -346,6 +352,19 @@ impl ChunkSink for DirectChunkSink {
         let shape = region.shape();
         let raw = data.to_bytes();
         let n_raw = raw.len() as u64;
+        let offset: Vec<hsize_t> = region.start.iter().map(|&s| s as hsize_t).collect();
+        if self.lzf {
+            self.uncompressed.fetch_add(n_raw, Ordering::Relaxed);
+            self.stored.fetch_add(n_raw, Ordering::Relaxed);
+            return self.send(
+                index,
+                EncodedChunk {
+                    offset,
+                    bytes: raw,
+                    library: Some(shape),
+                },
+            );
+        }
         let full = if shape == self.chunk {
             raw
         } else {
@@ -355,10 +374,22 @@ impl ChunkSink for DirectChunkSink {
             .map_err(|e| self.err(format!("chunk {index:?}: {e}")))?;
         self.uncompressed.fetch_add(n_raw, Ordering::Relaxed);
         self.stored.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        let offset = region.start.iter().map(|&s| s as hsize_t).collect();
+        self.send(
+            index,
+            EncodedChunk {
+                offset,
+                bytes,
+                library: None,
+            },
+        )
+    }
+}
+
+impl DirectChunkSink {
+    fn send(&self, index: &[usize], c: EncodedChunk) -> std::result::Result<(), BoxError> {
         let tx = self.tx.lock().expect("sender lock").clone();
         let sent = match tx {
-            Some(tx) => tx.send(EncodedChunk { offset, bytes }).is_ok(),
+            Some(tx) => tx.send(c).is_ok(),
             None => false,
         };
         if !sent {
@@ -375,9 +406,23 @@ impl ChunkSink for DirectChunkSink {
     }
 }
 
-/// The writer thread: stores every received chunk with `H5Dwrite_chunk`.
-fn writer_loop(ds: i64, rx: Receiver<EncodedChunk>, error: Arc<Mutex<Option<String>>>) {
+/// The writer thread: stores every received chunk with `H5Dwrite_chunk` (or, for the
+/// library's own filters, with a hyperslab write of values of type `mem`).
+fn writer_loop(
+    ds: i64,
+    mem: ArrayDType,
+    rx: Receiver<EncodedChunk>,
+    error: Arc<Mutex<Option<String>>>,
+) {
     for c in rx {
+        if let Some(shape) = &c.library {
+            let r = h5(|| super::source::write_hyperslab(ds, &mem, &c.offset, shape, &c.bytes));
+            if let Err(e) = r {
+                *error.lock().expect("error lock") = Some(e);
+                return;
+            }
+            continue;
+        }
         let r = h5(|| {
             // SAFETY: `ds` is a chunked dataset open for writing; `offset` has one entry per
             // dimension and `bytes` is the chunk's filtered content.
@@ -511,7 +556,7 @@ pub fn write_hspy(
         ..Default::default()
     };
     let level = match opts.compression {
-        HspyCompression::None => None,
+        HspyCompression::None | HspyCompression::Lzf => None,
         HspyCompression::Gzip(l) => {
             if l > 9 {
                 return Err(SignalError::write(
@@ -525,6 +570,7 @@ pub fn write_hspy(
     let filters = DatasetFilters {
         gzip: level,
         shuffle: opts.shuffle,
+        lzf: opts.compression == HspyCompression::Lzf,
     };
     let temp = dir.join(temp_name_for(&dest_name));
     let mut guard = TempGuard {
@@ -649,6 +695,7 @@ fn write_data(
                 elem: itemsize,
                 shuffle: filters.shuffle,
                 level: filters.gzip,
+                lzf: filters.lzf,
                 writer_error: writer_error.clone(),
                 loc: loc.clone(),
                 uncompressed: AtomicU64::new(0),
@@ -658,7 +705,8 @@ fn write_data(
             let ds_id = ds.id();
             let result = std::thread::scope(|s| {
                 let we = writer_error.clone();
-                let writer = s.spawn(move || writer_loop(ds_id, rx, we));
+                let mem = stored.clone();
+                let writer = s.spawn(move || writer_loop(ds_id, mem, rx, we));
                 let r = data.store(&sink, cfg);
                 // Closing the channel lets the writer finish the queued chunks.
                 sink.tx.lock().expect("sender lock").take();
