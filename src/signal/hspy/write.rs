@@ -7,6 +7,8 @@
 //! what HDF5's deflate filter reads), and hand the finished chunks through a bounded
 //! channel to **one** writer thread, which stores each with `H5Dwrite_chunk` under the HDF5
 //! lock. The channel's bound keeps memory within the engine's budget plus a few chunks.
+//! With [`HspyCompression::Lzf`] (no Rust codec here) the writer thread hands the raw
+//! chunks to the library, which filters them itself.
 //!
 //! **Atomicity.** HDF5 cannot commit a chunk atomically, so the whole file is the unit:
 //! it is written to a temporary file in the destination's directory, named as the atomic
@@ -105,7 +107,8 @@ pub struct HspyWriteReport {
     pub chunks_written: usize,
     /// Bytes of data before compression.
     pub bytes_uncompressed: u64,
-    /// Bytes of data as stored (compressed chunks).
+    /// Bytes of data handed to HDF5: the compressed chunks (for LZF, which the library
+    /// compresses itself, the uncompressed values).
     pub bytes_stored: u64,
     /// Metadata values the backend cannot store (logged and skipped, as RosettaSciIO does).
     pub dropped: Vec<(String, String)>,
@@ -529,6 +532,16 @@ pub fn write_hspy(
     let dest = path.as_ref().to_path_buf();
     let file = dest.display().to_string();
     let loc = Location::new(file.clone(), "/");
+    if signal.tree.axes.len() != signal.data.shape().len() {
+        return Err(SignalError::write(
+            &loc.child("Experiments"),
+            format!(
+                "the signal has {} axes but its data has {} dimensions",
+                signal.tree.axes.len(),
+                signal.data.shape().len()
+            ),
+        ));
+    }
     let exists = dest.exists();
     if opts.write_dataset && exists && !opts.overwrite {
         return Err(SignalError::write(
