@@ -362,10 +362,16 @@ pub(crate) fn shuffle(data: &[u8], elem: usize) -> Vec<u8> {
         return data.to_vec();
     }
     let mut out = vec![0u8; data.len()];
+    shuffle_into(data, elem, &mut out);
+    out
+}
+
+/// [`shuffle`] into `out` (of the same length; `data.len()` a multiple of `elem` > 1).
+pub(crate) fn shuffle_into(data: &[u8], elem: usize, out: &mut [u8]) {
     match elem {
-        2 => shuffle_n::<2>(data, &mut out),
-        4 => shuffle_n::<4>(data, &mut out),
-        8 => shuffle_n::<8>(data, &mut out),
+        2 => shuffle_n::<2>(data, out),
+        4 => shuffle_n::<4>(data, out),
+        8 => shuffle_n::<8>(data, out),
         _ => {
             let n = data.len() / elem;
             for (k, plane) in out.chunks_exact_mut(n).enumerate() {
@@ -375,7 +381,6 @@ pub(crate) fn shuffle(data: &[u8], elem: usize) -> Vec<u8> {
             }
         }
     }
-    out
 }
 
 fn shuffle_n<const E: usize>(data: &[u8], out: &mut [u8]) {

@@ -37,7 +37,7 @@ use hdf5_sys::h5p::{H5P_DEFAULT, H5Pset_fclose_degree};
 
 use super::ffi::{self, Hid, h5};
 use super::group::{DatasetFilters, HspyGroup};
-use super::source::{pad_to_chunk, shuffle};
+use super::source::{pad_to_chunk, shuffle, shuffle_into};
 use crate::dtype::DType;
 use crate::dynarray::DynArray;
 use crate::error::BoxError;
@@ -271,20 +271,21 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Shuffles and deflates `data` (a full chunk) as HDF5's pipeline would.
+/// Shuffles and deflates `data` (a full chunk) as HDF5's pipeline would. The shuffled
+/// bytes and the deflate output go through per-thread scratch buffers; only the result is
+/// a new allocation.
 fn encode(
-    data: Vec<u8>,
+    data: &[u8],
     elem: usize,
     shuffle_on: bool,
     level: Option<u32>,
 ) -> std::result::Result<Vec<u8>, String> {
-    let data = if shuffle_on && elem > 1 {
-        shuffle(&data, elem)
-    } else {
-        data
-    };
     let Some(level) = level else {
-        return Ok(data);
+        return Ok(if shuffle_on && elem > 1 {
+            shuffle(data, elem)
+        } else {
+            data.to_vec()
+        });
     };
     // libdeflate's levels run 0..=12; zlib's 0..=9 map onto the same numbers.
     let lvl = level.min(12) as i32;
@@ -296,12 +297,40 @@ fn encode(
             *c = Some((lvl, libdeflater::Compressor::new(l)));
         }
         let (_, comp) = c.as_mut().expect("set above");
-        let mut out = vec![0u8; comp.zlib_compress_bound(data.len())];
-        let n = comp
-            .zlib_compress(&data, &mut out)
-            .map_err(|e| format!("deflate: {e:?}"))?;
-        out.truncate(n);
-        Ok(out)
+        SCRATCH.with(|sc| {
+            let (shuf, out) = &mut *sc.borrow_mut();
+            let input: &[u8] = if shuffle_on && elem > 1 && data.len().is_multiple_of(elem) {
+                shuf.resize(data.len(), 0);
+                shuffle_into(data, elem, shuf);
+                shuf
+            } else {
+                data
+            };
+            let bound = comp.zlib_compress_bound(input.len());
+            if out.len() < bound {
+                out.resize(bound, 0);
+            }
+            let n = comp
+                .zlib_compress(input, &mut out[..bound])
+                .map_err(|e| format!("deflate: {e:?}"))?;
+            Ok(out[..n].to_vec())
+        })
+    })
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The bytes of a contiguous array, without a copy.
+fn contiguous_bytes(a: &DynArray) -> Option<&[u8]> {
+    crate::with_dyn!(a, x, T => {
+        x.as_slice().map(|s| {
+            // SAFETY: every element type is plain old data without padding; the length is
+            // the slice's size in bytes.
+            unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of::<T>() * s.len()) }
+        })
     })
 }
 
@@ -353,7 +382,14 @@ impl ChunkSink for DirectChunkSink {
         data: DynArray,
     ) -> std::result::Result<(), BoxError> {
         let shape = region.shape();
-        let raw = data.to_bytes();
+        let owned;
+        let raw: &[u8] = match contiguous_bytes(&data) {
+            Some(b) => b,
+            None => {
+                owned = data.to_bytes();
+                &owned
+            }
+        };
         let n_raw = raw.len() as u64;
         let offset: Vec<hsize_t> = region.start.iter().map(|&s| s as hsize_t).collect();
         if self.lzf {
@@ -363,17 +399,19 @@ impl ChunkSink for DirectChunkSink {
                 index,
                 EncodedChunk {
                     offset,
-                    bytes: raw,
+                    bytes: raw.to_vec(),
                     library: Some(shape),
                 },
             );
         }
-        let full = if shape == self.chunk {
-            raw
+        let full;
+        let input: &[u8] = if shape == self.chunk {
+            &raw
         } else {
-            pad_to_chunk(&raw, &self.chunk, &shape, self.elem)
+            full = pad_to_chunk(&raw, &self.chunk, &shape, self.elem);
+            &full
         };
-        let bytes = encode(full, self.elem, self.shuffle, self.level)
+        let bytes = encode(input, self.elem, self.shuffle, self.level)
             .map_err(|e| self.err(format!("chunk {index:?}: {e}")))?;
         self.uncompressed.fetch_add(n_raw, Ordering::Relaxed);
         self.stored.fetch_add(bytes.len() as u64, Ordering::Relaxed);
