@@ -329,7 +329,7 @@ fn contiguous_bytes(a: &DynArray) -> Option<&[u8]> {
         x.as_slice().map(|s| {
             // SAFETY: every element type is plain old data without padding; the length is
             // the slice's size in bytes.
-            unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of::<T>() * s.len()) }
+            unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val::<[T]>(s)) }
         })
     })
 }
@@ -406,9 +406,9 @@ impl ChunkSink for DirectChunkSink {
         }
         let full;
         let input: &[u8] = if shape == self.chunk {
-            &raw
+            raw
         } else {
-            full = pad_to_chunk(&raw, &self.chunk, &shape, self.elem);
+            full = pad_to_chunk(raw, &self.chunk, &shape, self.elem);
             &full
         };
         let bytes = encode(input, self.elem, self.shuffle, self.level)
