@@ -19,6 +19,8 @@
 //!   data chunking ([`get_signal_chunks`]).
 //! * [`zspy_write`] / [`zspy_zip`]: the streaming `.zspy` writer (directory and zip
 //!   stores) over the atomic store.
+//! * [`hspy`]: the `.hspy` (HDF5) format: [`read_hspy_file`], [`open_hspy`] (lazy data
+//!   through [`HspyArraySource`]) and the streaming writer [`write_hspy`].
 //! * [`memory`]: an in-memory backend, for tests and for building trees before writing.
 //! * [`signal`](mod@signal): [`SignalTree`], the description of one stored signal, and
 //!   [`read_zspy_metadata`].
@@ -27,6 +29,7 @@
 
 pub mod axes;
 pub mod hierarchy;
+pub mod hspy;
 pub mod json;
 pub mod memory;
 pub mod model;
@@ -48,6 +51,10 @@ pub use hierarchy::{
     AttrWrite, DatasetInfo, DatasetValue, FormatVersion, GroupRead, GroupWrite, HierarchicalFile,
     NodeKind, ReadOptions, dict2group, group2dict, group2signaldict, read_hierarchical,
     write_signal_metadata,
+};
+pub use hspy::{
+    HspyArraySource, HspyCompression, HspyWriteOptions, HspyWriteReport, open_hspy, read_hspy_file,
+    write_hspy,
 };
 pub use memory::{MemFlavor, MemGroup};
 pub use model::{Signal, SignalData, get_signal_chunks};
