@@ -438,7 +438,6 @@ fn converted_with_options_read_back_in_rosettasciio() {
 /// `file_format` "ZSpy" at the root). `metadata_hspy_only.hspy` is left out: it holds values
 /// zarr cannot store (bytes with NUL, complex and float16 attributes).
 #[test]
-#[ignore = "needs the hspy reader (issue 4)"]
 fn converted_hspy_fixtures_read_back_in_rosettasciio() {
     let name = "converted_hspy_fixtures_read_back_in_rosettasciio";
     let Some(py) = python::require_python(name) else {

@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use lazyspy::ExecConfig;
-use lazyspy::signal::{Signal, ZspyWriteOptions, ZspyWriteReport, open_zspy, write_zspy_signals};
+use lazyspy::signal::{
+    HspyCompression, HspyWriteOptions, Signal, ZspyWriteOptions, ZspyWriteReport, open_hspy,
+    open_zspy, write_hspy, write_zspy_signals,
+};
 
 use super::CliError;
 
@@ -88,12 +91,7 @@ pub fn open_signals(spec: &str) -> Result<(Format, Vec<Signal>), CliError> {
     let format = input_format(spec)?;
     let signals: Vec<Signal> = match format {
         Format::Zspy => open_zspy(spec)?,
-        Format::Hspy => {
-            return Err(CliError::Input {
-                path: spec.into(),
-                msg: ".hspy reading is not available in this build yet".into(),
-            });
-        }
+        Format::Hspy => open_hspy(spec)?,
         Format::Images => {
             vec![
                 lazyspy::io::images::from_files(spec).map_err(|e| CliError::Input {
@@ -172,11 +170,63 @@ pub fn write_signals(
             }
             Ok(write_zspy_signals(out, signals, &opts, exec)?.into())
         }
-        Format::Hspy => Err(CliError::Usage(format!(
-            "{}: .hspy writing is not available in this build yet",
-            out.display()
-        ))),
+        Format::Hspy => {
+            if choices.zip {
+                return Err(CliError::Usage(
+                    "--zip applies to .zspy outputs only".into(),
+                ));
+            }
+            if choices.resume {
+                return Err(CliError::Usage(format!(
+                    "{}: an .hspy file is written whole to a temporary file and renamed \
+                     when complete, so there is nothing to resume: run without --resume",
+                    out.display()
+                )));
+            }
+            let [signal] = signals else {
+                return Err(CliError::Usage(format!(
+                    "{}: the .hspy writer writes one signal and the input holds {}; \
+                     write a .zspy, which keeps every experiment",
+                    out.display(),
+                    signals.len()
+                )));
+            };
+            let mut opts = HspyWriteOptions {
+                chunks: choices.chunks.clone(),
+                overwrite: choices.overwrite,
+                ..HspyWriteOptions::default()
+            };
+            if let Some(c) = &choices.compressor {
+                opts.compression = parse_hspy_compression(c)?;
+            }
+            let r = write_hspy(out, signal, &opts, exec)?;
+            Ok(Written {
+                chunks_written: r.chunks_written,
+                chunks_skipped: 0,
+                bytes_stored: r.bytes_stored,
+                dropped: r.dropped,
+            })
+        }
         Format::Images => unreachable!("outputs are never image stacks"),
+    }
+}
+
+/// `gzip:4`, `gzip` (level 4), `lzf`, `none`.
+fn parse_hspy_compression(text: &str) -> Result<HspyCompression, CliError> {
+    let bad = || {
+        CliError::Usage(format!(
+            "--compressor '{text}': an .hspy output takes gzip:0..9, lzf or none"
+        ))
+    };
+    match text.split_once(':') {
+        None if text == "gzip" => Ok(HspyCompression::Gzip(4)),
+        None if text == "lzf" => Ok(HspyCompression::Lzf),
+        None if text == "none" => Ok(HspyCompression::None),
+        Some(("gzip", level)) => match level.parse::<u32>() {
+            Ok(l) if l <= 9 => Ok(HspyCompression::Gzip(l)),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
     }
 }
 
