@@ -394,11 +394,24 @@ fn shuffle_n<const E: usize>(data: &[u8], out: &mut [u8]) {
 }
 
 fn unshuffle_n<const E: usize>(data: &[u8], out: &mut [u8]) {
+    // Blocks of B elements: each plane's B bytes are read as one fixed-size array, so the
+    // inner loops have no bounds checks on the source and unroll.
+    const B: usize = 64;
     let n = data.len() / E;
-    let planes: Vec<&[u8]> = data.chunks_exact(n).take(E).collect();
-    for (i, o) in out[..n * E].chunks_exact_mut(E).enumerate() {
-        for k in 0..E {
-            o[k] = planes[k][i];
+    let planes: [&[u8]; E] = std::array::from_fn(|k| &data[k * n..(k + 1) * n]);
+    let full = n / B * B;
+    for (bi, block) in out[..full * E].chunks_exact_mut(B * E).enumerate() {
+        let base = bi * B;
+        for (k, plane) in planes.iter().enumerate() {
+            let src: &[u8; B] = plane[base..base + B].try_into().expect("B bytes");
+            for (j, &b) in src.iter().enumerate() {
+                block[j * E + k] = b;
+            }
+        }
+    }
+    for i in full..n {
+        for (k, plane) in planes.iter().enumerate() {
+            out[i * E + k] = plane[i];
         }
     }
 }
