@@ -10,6 +10,8 @@
 //!   write removes its temporary file;
 //! * bad input gives clear errors.
 
+#[path = "support/quirks.rs"]
+mod quirks;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -124,35 +126,6 @@ fn normalize_signal(s: &mut SignalTree) {
     }
 }
 
-/// Writing a list read from a `_list_<n>_` group of 11+ items and reading it again
-/// reorders it once more (quirk Q1).
-fn q1_again(v: &mut Value) {
-    match v {
-        Value::Dict(d) => d.iter_mut().for_each(|(_, v)| q1_again(v)),
-        Value::List(items) | Value::Tuple(items) => {
-            items.iter_mut().for_each(q1_again);
-            let group = items.len() > 10
-                && items.iter().any(|x| {
-                    matches!(
-                        x,
-                        Value::None | Value::Dict(_) | Value::Signal(_) | Value::List(_)
-                    )
-                });
-            if group {
-                let mut idx: Vec<usize> = (0..items.len()).collect();
-                idx.sort_by_key(|i| i.to_string());
-                *items = idx.into_iter().map(|i| items[i].clone()).collect();
-            }
-        }
-        Value::Signal(s) => {
-            for d in [&mut s.metadata, &mut s.original_metadata, &mut s.attributes] {
-                d.iter_mut().for_each(|(_, v)| q1_again(v));
-            }
-        }
-        _ => {}
-    }
-}
-
 /// Sorts dict keys recursively: a written file is read back in HDF5's name order, while
 /// the old-format conversions of spec §8 append keys in their own order.
 fn sort_keys(v: &mut Value) {
@@ -205,7 +178,7 @@ fn same_tree(name: &str, a: &SignalTree, b: &SignalTree) -> Vec<String> {
         &mut a.attributes,
         &mut a.models,
     ] {
-        d.iter_mut().for_each(|(_, v)| q1_again(v));
+        d.iter_mut().for_each(|(_, v)| quirks::q1_again(v));
     }
     normalize_signal(&mut a);
     normalize_signal(&mut b);

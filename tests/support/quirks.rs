@@ -25,6 +25,11 @@ pub fn q1_again(v: &mut Value) {
                 *items = idx.into_iter().map(|i| items[i].clone()).collect();
             }
         }
+        Value::Signal(s) => {
+            for d in [&mut s.metadata, &mut s.original_metadata, &mut s.attributes] {
+                d.iter_mut().for_each(|(_, v)| q1_again(v));
+            }
+        }
         _ => {}
     }
 }
