@@ -28,26 +28,6 @@ fn hdf5_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// A legacy fixture directory; `None` (with a note) when absent, a failure when CI=true.
-fn legacy_dir(name: &str) -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures")
-        .join(name);
-    let d = if d.is_dir() {
-        d
-    } else {
-        Path::new("/work/shared/fixtures").join(name)
-    };
-    if d.is_dir() {
-        return Some(d);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("legacy fixtures {name} missing (CI=true)");
-    }
-    eprintln!("note: legacy fixtures {name} not found; skipped");
-    None
-}
-
 /// Compares one file with its sidecar: tree and data. Returns the problems.
 fn check_file(p: &Path) -> Vec<String> {
     let (exp, exp_ordered) = sidecar(p);

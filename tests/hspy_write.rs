@@ -24,30 +24,7 @@ use lazyspy::signal::{
     open_hspy, read_hspy_file, write_hspy,
 };
 use lazyspy::{DynArray, ExecConfig, LazyArray};
-use support::sidecar::sha256_hex;
-
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hyperspy")
-}
-
-fn legacy_dir(name: &str) -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures")
-        .join(name);
-    let d = if d.is_dir() {
-        d
-    } else {
-        Path::new("/work/shared/fixtures").join(name)
-    };
-    if d.is_dir() {
-        return Some(d);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("legacy fixtures {name} missing (CI=true)");
-    }
-    eprintln!("note: legacy fixtures {name} not found; skipped");
-    None
-}
+use support::sidecar::{fixtures_dir, legacy_dir, sha256_hex};
 
 fn hdf5_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -7,277 +7,27 @@
 
 #[path = "support/quirks.rs"]
 mod quirks;
+mod support;
+
+use support::sidecar::*;
 
 use std::path::{Path, PathBuf};
 
 use lazyspy::signal::hierarchy::{read_hierarchical, write_signal_metadata};
-use lazyspy::signal::json::{self as sjson, Json};
+use lazyspy::signal::json::Json;
 use lazyspy::signal::{
     Array, ArrayDType, ArrayData, DatasetValue, Dict, GroupWrite, MemFlavor, MemGroup, SignalError,
     SignalTree, Value, ZarrDirWriter, dict2group, group2dict, read_zspy_file,
 };
 use serde_json::{Value as J, json};
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hyperspy")
-}
-
-fn zspy_fixtures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
-        .expect("tests/data/hyperspy exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "zspy"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn sidecar(p: &Path) -> (J, Json) {
-    let name = format!("{}.expected.json", p.file_name().unwrap().to_string_lossy());
-    let text = std::fs::read_to_string(p.with_file_name(name)).expect("sidecar");
-    (
-        serde_json::from_str(&text).expect("sidecar JSON"),
-        sjson::parse(&text).expect("sidecar JSON (ordered)"),
-    )
-}
-
 // ------------------------------------------------------------------------------------
 // SHA-256 (the sidecars hash array bytes)
 // ------------------------------------------------------------------------------------
 
-/// SHA-256 of `data` as lowercase hex (the sidecars' `sha256`).
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 // ------------------------------------------------------------------------------------
 // Tree → the sidecar's JSON conventions
 // ------------------------------------------------------------------------------------
-
-fn num_f64(x: f64) -> J {
-    if x.is_nan() {
-        json!({"__float__": "nan"})
-    } else if x.is_infinite() {
-        json!({"__float__": if x > 0.0 { "inf" } else { "-inf" }})
-    } else {
-        J::from(x)
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn dtype_descr(d: &ArrayDType) -> J {
-    match d {
-        ArrayDType::Struct(fields) => J::Array(
-            fields
-                .iter()
-                .map(|f| {
-                    let mut v = vec![J::from(f.name.clone()), dtype_descr(&f.dtype)];
-                    if !f.shape.is_empty() {
-                        v.push(json!(f.shape));
-                    }
-                    J::Array(v)
-                })
-                .collect(),
-        ),
-        ArrayDType::VlenStr => J::from("|O"),
-        other => J::from(other.typestr().unwrap()),
-    }
-}
-
-/// Scalar element as the sidecar writes `values` (struct records as objects).
-fn elem_json(v: &Value) -> J {
-    match v {
-        Value::Dict(d) => J::Object(
-            d.iter()
-                .map(|(k, v)| (k.to_string(), elem_json(v)))
-                .collect(),
-        ),
-        Value::Array(a) => nested_values(a),
-        other => to_sidecar(other),
-    }
-}
-
-fn nested_values(a: &Array) -> J {
-    fn rec(a: &Array, vals: &[Value], dim: usize, off: usize, stride: &[usize]) -> J {
-        if dim == a.shape.len() {
-            return elem_json(&vals[off]);
-        }
-        J::Array(
-            (0..a.shape[dim])
-                .map(|k| rec(a, vals, dim + 1, off + k * stride[dim], stride))
-                .collect(),
-        )
-    }
-    let vals = a.values();
-    let mut stride = vec![1usize; a.shape.len()];
-    for d in (0..a.shape.len().saturating_sub(1)).rev() {
-        stride[d] = stride[d + 1] * a.shape[d + 1];
-    }
-    rec(a, &vals, 0, 0, &stride)
-}
-
-fn raw_bytes(a: &Array) -> Option<&[u8]> {
-    match &a.data {
-        ArrayData::Raw(b) => Some(b),
-        _ => None,
-    }
-}
-
-fn array_json(a: &Array) -> J {
-    if a.dtype == ArrayDType::Object {
-        let ArrayData::Cells(cells) = &a.data else {
-            panic!("object array without cells")
-        };
-        let mut concat = Vec::new();
-        let mut out_cells = Vec::new();
-        let n = cells.len();
-        for (flat, c) in cells.iter().enumerate() {
-            let mut index = vec![0usize; a.shape.len()];
-            let mut rem = flat;
-            for d in (0..a.shape.len()).rev() {
-                index[d] = rem % a.shape[d];
-                rem /= a.shape[d];
-            }
-            let mut cell = serde_json::Map::new();
-            cell.insert("index".into(), json!(index));
-            cell.insert("shape".into(), json!(c.shape));
-            cell.insert("dtype".into(), J::from(c.dtype.numpy_name()));
-            let is_str = matches!(
-                c.dtype,
-                ArrayDType::FixedBytes(_) | ArrayDType::FixedUnicode(_) | ArrayDType::VlenStr
-            );
-            if !is_str {
-                // The sidecars give string cells' values only.
-                cell.insert("dtype_descr".into(), dtype_descr(&c.dtype));
-            }
-            if let Some(b) = raw_bytes(c) {
-                cell.insert("sha256".into(), J::from(sha256_hex(b)));
-                concat.extend_from_slice(b);
-            }
-            if c.len() <= 256 {
-                cell.insert("values".into(), nested_values(c));
-            }
-            out_cells.push(J::Object(cell));
-        }
-        assert_eq!(n, a.len());
-        return json!({"__ndarray__": {"ragged": {
-            "outer_shape": a.shape, "cells": out_cells, "sha256_concat": sha256_hex(&concat)}}});
-    }
-    let mut m = serde_json::Map::new();
-    m.insert("shape".into(), json!(a.shape));
-    m.insert("dtype".into(), J::from(a.dtype.numpy_name()));
-    m.insert("dtype_descr".into(), dtype_descr(&a.dtype));
-    if let Some(b) = raw_bytes(a)
-        && !matches!(a.dtype, ArrayDType::FixedBytes(_))
-    {
-        m.insert("sha256".into(), J::from(sha256_hex(b)));
-    }
-    let is_str = matches!(
-        a.dtype,
-        ArrayDType::FixedBytes(_) | ArrayDType::FixedUnicode(_) | ArrayDType::VlenStr
-    );
-    if a.len() <= 256 || is_str {
-        m.insert("values".into(), nested_values(a));
-    }
-    json!({ "__ndarray__": m })
-}
-
-/// Summary of a signal's data as the sidecar gives it.
-fn data_json(d: &lazyspy::signal::DataDesc, with_values: bool) -> J {
-    let mut m = serde_json::Map::new();
-    m.insert("shape".into(), json!(d.shape));
-    m.insert("dtype".into(), J::from(d.dtype.numpy_name()));
-    m.insert("dtype_descr".into(), dtype_descr(&d.dtype));
-    if let Some(size) = d.dtype.itemsize() {
-        m.insert(
-            "nbytes".into(),
-            J::from(size * d.shape.iter().product::<usize>()),
-        );
-    }
-    if with_values && let Some(Value::Array(a)) = &d.values {
-        if let Some(b) = raw_bytes(a) {
-            m.insert("sha256".into(), J::from(sha256_hex(b)));
-        }
-        let vals = a.values();
-        if let (Some(f), Some(l)) = (vals.first(), vals.last()) {
-            m.insert("first".into(), elem_json(f));
-            m.insert("last".into(), elem_json(l));
-        }
-        if let Some(f) = a.to_f64_vec() {
-            m.insert("sum".into(), J::from(f.iter().sum::<f64>()));
-        }
-    }
-    J::Object(m)
-}
-
-fn signal_json(s: &SignalTree, nested: bool) -> J {
-    let attributes = to_sidecar(&Value::Dict(s.attributes.clone()));
-    let mut m = serde_json::Map::new();
-    m.insert("package".into(), J::from(s.package.clone()));
-    m.insert("package_version".into(), J::from(s.package_version.clone()));
-    m.insert("data".into(), data_json(&s.data, nested));
-    m.insert(
-        "axes".into(),
-        J::Array(
-            s.axes
-                .iter()
-                .map(|a| to_sidecar(&Value::Dict(a.to_dict())))
-                .collect(),
-        ),
-    );
-    m.insert(
-        "metadata".into(),
-        to_sidecar(&Value::Dict(s.metadata.clone())),
-    );
-    m.insert(
-        "original_metadata".into(),
-        to_sidecar(&Value::Dict(s.original_metadata.clone())),
-    );
-    m.insert("attributes".into(), attributes);
-    if !nested {
-        m.insert("models".into(), to_sidecar(&Value::Dict(s.models.clone())));
-        m.insert("experiment_group".into(), J::from(s.group_path.clone()));
-        m.insert(
-            "storage".into(),
-            json!({"zarray": to_sidecar(&Value::Dict(s.data.storage.clone()))}),
-        );
-    }
-    J::Object(m)
-}
-
-fn to_sidecar(v: &Value) -> J {
-    match v {
-        Value::None => J::Null,
-        Value::Bool(b) => J::Bool(*b),
-        Value::Int(i) => J::from(*i),
-        Value::UInt(u) => J::from(*u),
-        Value::Float(f) => num_f64(*f),
-        Value::Complex(r, i) => json!({"__complex__": [r, i]}),
-        Value::Str(s) => J::from(s.clone()),
-        Value::Bytes(b) => json!({"__bytes_hex__": hex(b)}),
-        Value::List(items) => J::Array(items.iter().map(to_sidecar).collect()),
-        Value::Tuple(items) => {
-            json!({"__tuple__": items.iter().map(to_sidecar).collect::<Vec<_>>()})
-        }
-        Value::Dict(d) => J::Object(
-            d.iter()
-                .map(|(k, v)| (k.to_string(), to_sidecar(v)))
-                .collect(),
-        ),
-        Value::Array(a) => array_json(a),
-        Value::ArrayRef(r) => json!({"__ndarray__": {
-            "shape": r.shape, "dtype": r.dtype.numpy_name(), "dtype_descr": dtype_descr(&r.dtype),
-            "__deferred__": r.reason}}),
-        Value::Signal(s) => json!({ "__signal__": signal_json(s, true) }),
-    }
-}
 
 // ------------------------------------------------------------------------------------
 // Structural comparison
@@ -356,70 +106,6 @@ impl Cmp {
     }
 }
 
-/// Dict key order must be the reader's (attributes sorted, then children sorted, ...).
-fn check_order(path: &str, mine: &Value, exp: &Json, errors: &mut Vec<String>) {
-    match (mine, exp) {
-        (Value::Dict(d), Json::Object(m)) => {
-            let a: Vec<&str> = d.keys().collect();
-            let b: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
-            if a != b {
-                errors.push(format!("{path}: key order {a:?} != expected {b:?}"));
-            }
-            for (k, v) in d.iter() {
-                if let Some(e) = exp.get(k) {
-                    check_order(&format!("{path}/{k}"), v, e, errors);
-                }
-            }
-        }
-        (Value::List(items), Json::Array(e)) => {
-            for (i, (x, y)) in items.iter().zip(e).enumerate() {
-                check_order(&format!("{path}/{i}"), x, y, errors);
-            }
-        }
-        (Value::Tuple(items), Json::Object(_)) => {
-            if let Some(Json::Array(e)) = exp.get("__tuple__") {
-                for (i, (x, y)) in items.iter().zip(e).enumerate() {
-                    check_order(&format!("{path}/{i}"), x, y, errors);
-                }
-            }
-        }
-        (Value::Signal(s), Json::Object(_)) => {
-            if let Some(inner) = exp.get("__signal__") {
-                signal_order(path, s, inner, errors);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn signal_order(path: &str, s: &SignalTree, exp: &Json, errors: &mut Vec<String>) {
-    for (name, d) in [
-        ("metadata", &s.metadata),
-        ("original_metadata", &s.original_metadata),
-        ("attributes", &s.attributes),
-        ("models", &s.models),
-    ] {
-        if let Some(e) = exp.get(name) {
-            check_order(
-                &format!("{path}/{name}"),
-                &Value::Dict(d.clone()),
-                e,
-                errors,
-            );
-        }
-    }
-    if let Some(Json::Array(axes)) = exp.get("axes") {
-        for (i, (a, e)) in s.axes.iter().zip(axes).enumerate() {
-            check_order(
-                &format!("{path}/axes/{i}"),
-                &Value::Dict(a.to_dict()),
-                e,
-                errors,
-            );
-        }
-    }
-}
-
 /// Compares one fixture with its sidecar; returns (errors, deferred arrays).
 fn check_fixture(p: &Path) -> (Vec<String>, Vec<String>) {
     let (exp, exp_ordered) = sidecar(p);
@@ -474,15 +160,6 @@ fn check_fixture(p: &Path) -> (Vec<String>, Vec<String>) {
     );
     c.errors.extend(order_errors);
     (c.errors, c.deferred)
-}
-
-/// Where the shared fixtures live: `$LAZYSPY_SHARED_FIXTURES`, else `../shared/fixtures`
-/// next to the repository (as in CI).
-fn shared_fixtures() -> PathBuf {
-    match std::env::var_os("LAZYSPY_SHARED_FIXTURES") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
-    }
 }
 
 /// The `.zspy` stores (directories and zip files) of a legacy fixture folder; `None` (with

@@ -7,38 +7,17 @@
 //! deflated entries; the incomplete marker; corrupt and inconsistent input gives errors
 //! naming the file and the key, never a panic.
 
+mod support;
+
 use std::path::{Path, PathBuf};
+use support::sidecar::*;
 
 use lazyspy::signal::{
     Array, ArrayDType, ArrayData, Signal, SignalData, SignalError, ZspyArraySource, open_zspy,
     open_zspy_data, open_zspy_signal, read_zspy_file,
 };
-use lazyspy::{C128, ChunkSource, DType, DynArray, Error, ExecConfig, Region};
+use lazyspy::{ChunkSource, DType, Error, ExecConfig, Region};
 use serde_json::Value as J;
-
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hyperspy")
-}
-
-/// The `.zspy` fixtures (directory stores and the zip store).
-fn zspy_fixtures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
-        .expect("tests/data/hyperspy exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "zspy"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Where the shared fixtures live: `$LAZYSPY_SHARED_FIXTURES`, else `../shared/fixtures`
-/// next to the repository (as in CI).
-fn shared_fixtures() -> PathBuf {
-    match std::env::var_os("LAZYSPY_SHARED_FIXTURES") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
-    }
-}
 
 /// The `.zspy` stores of a legacy folder; `None` (with a note) when it is missing outside
 /// CI; with `CI=true` a missing folder fails the test.
@@ -64,106 +43,6 @@ fn legacy_zspy(folder: &str) -> Option<Vec<PathBuf>> {
         .collect();
     v.sort();
     Some(v)
-}
-
-fn sidecar(p: &Path) -> J {
-    let name = format!("{}.expected.json", p.file_name().unwrap().to_string_lossy());
-    let text = std::fs::read_to_string(p.with_file_name(name)).expect("sidecar");
-    serde_json::from_str(&text).expect("sidecar JSON")
-}
-
-/// SHA-256 of `data` as lowercase hex (the sidecars' `sha256`).
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn dtype_of(name: &str) -> Option<DType> {
-    DType::ALL.into_iter().find(|d| d.name() == name)
-}
-
-/// The array's bytes in the byte order of the sidecar's `dtype_descr` (`>`: big-endian,
-/// otherwise little-endian), C order.
-fn bytes_in_order(a: &DynArray, descr: &str) -> Vec<u8> {
-    let mut b = a.to_bytes();
-    let big = descr.starts_with('>');
-    let word = match a.dtype() {
-        DType::C64 => 4,
-        DType::C128 => 8,
-        d => d.size(),
-    };
-    if word > 1 && big != cfg!(target_endian = "big") {
-        for w in b.chunks_mut(word) {
-            w.reverse();
-        }
-    }
-    b
-}
-
-fn scalar(v: &J) -> C128 {
-    match v {
-        J::Bool(b) => C128::new(f64::from(u8::from(*b)), 0.0),
-        J::Number(n) => C128::new(n.as_f64().unwrap(), 0.0),
-        J::Array(a) if a.len() == 2 => C128::new(a[0].as_f64().unwrap(), a[1].as_f64().unwrap()),
-        J::Object(m) if m.contains_key("__complex__") => scalar(&m["__complex__"]),
-        _ => panic!("unexpected sidecar value {v}"),
-    }
-}
-
-fn close(a: C128, b: C128, scale: f64) -> bool {
-    let tol = 1e-9 * scale.max(1.0);
-    (a.re - b.re).abs() <= tol && (a.im - b.im).abs() <= tol
-}
-
-/// Whether the sidecar data is something the lazy reader handles (not ragged/object,
-/// structured or string).
-fn numeric(data: &J) -> bool {
-    data["dtype"].as_str().and_then(dtype_of).is_some()
-}
-
-/// Checks one computed signal against its sidecar entry; returns the problems.
-fn check_data(name: &str, got: &DynArray, exp: &J) -> Vec<String> {
-    let mut errs = Vec::new();
-    let shape: Vec<usize> = exp["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
-        .collect();
-    if got.shape() != shape.as_slice() {
-        errs.push(format!("{name}: shape {:?} != {shape:?}", got.shape()));
-        return errs;
-    }
-    let dtype = exp["dtype"].as_str().unwrap();
-    if got.dtype().name() != dtype {
-        errs.push(format!("{name}: dtype {} != {dtype}", got.dtype().name()));
-        return errs;
-    }
-    let descr = exp["dtype_descr"].as_str().unwrap_or("<");
-    let sha = sha256_hex(&bytes_in_order(got, descr));
-    if sha != exp["sha256"].as_str().unwrap() {
-        errs.push(format!("{name}: sha256 {sha} != {}", exp["sha256"]));
-    }
-    let vals = got.cast_to::<C128>();
-    let vals: Vec<C128> = vals.iter().copied().collect();
-    if let (Some(first), Some(last)) = (vals.first(), vals.last()) {
-        for (what, mine) in [("first", *first), ("last", *last)] {
-            let e = scalar(&exp[what]);
-            if !close(mine, e, e.norm()) {
-                errs.push(format!("{name}: {what} {mine} != {e}"));
-            }
-        }
-    }
-    let sum: C128 = vals.iter().sum();
-    let scale: f64 = vals.iter().map(|v| v.norm()).sum();
-    let e = scalar(&exp["sum"]);
-    if !close(sum, e, scale * 1e3) {
-        errs.push(format!("{name}: sum {sum} != {e}"));
-    }
-    errs
 }
 
 /// The packed bytes of a raw array in little-endian order (structured records field by
@@ -279,7 +158,7 @@ fn check_in_memory(name: &str, a: &Array, exp: &J) -> Vec<String> {
 /// returns (signals checked, problems).
 fn check_store(p: &Path, cfg: &ExecConfig) -> (usize, Vec<String>) {
     let name = p.file_name().unwrap().to_string_lossy().to_string();
-    let side = sidecar(p);
+    let side = sidecar(p).0;
     let exp_signals = side["signals"].as_array().unwrap();
     let signals: Vec<Signal> = open_zspy(p).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut failures = Vec::new();
@@ -359,7 +238,7 @@ fn legacy_zspy_data_matches_the_sidecars() {
 fn open_zspy_data_leaves_out_what_is_not_numeric() {
     for p in zspy_fixtures() {
         let name = p.file_name().unwrap().to_string_lossy().to_string();
-        let side = sidecar(&p);
+        let side = sidecar(&p).0;
         let exp_signals = side["signals"].as_array().unwrap();
         let opened = open_zspy_data(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
         let n_numeric = exp_signals.iter().filter(|s| numeric(&s["data"])).count();

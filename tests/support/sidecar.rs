@@ -5,7 +5,7 @@
 //! (Factored from `tests/signal_metadata.rs` and `tests/zspy_data.rs`.)
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use lazyspy::signal::json::{self as sjson, Json};
 use lazyspy::signal::{Array, ArrayDType, ArrayData, SignalTree, Value};
@@ -129,7 +129,14 @@ pub fn array_json(a: &Array) -> J {
             cell.insert("index".into(), json!(index));
             cell.insert("shape".into(), json!(c.shape));
             cell.insert("dtype".into(), J::from(c.dtype.numpy_name()));
-            cell.insert("dtype_descr".into(), dtype_descr(&c.dtype));
+            let is_str = matches!(
+                c.dtype,
+                ArrayDType::FixedBytes(_) | ArrayDType::FixedUnicode(_) | ArrayDType::VlenStr
+            );
+            if !is_str {
+                // The sidecars give string cells' values only.
+                cell.insert("dtype_descr".into(), dtype_descr(&c.dtype));
+            }
             if let Some(b) = raw_bytes(c) {
                 cell.insert("sha256".into(), J::from(sha256_hex(b)));
                 concat.extend_from_slice(b);
@@ -540,4 +547,43 @@ pub fn check_in_memory(name: &str, a: &Array, exp: &J) -> Vec<String> {
     }
     let _ = ArrayDType::Bool;
     errs
+}
+
+/// The HyperSpy fixtures copied into the repository.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hyperspy")
+}
+
+/// The `.zspy` fixtures (directories and zip), sorted.
+pub fn zspy_fixtures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
+        .expect("tests/data/hyperspy exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "zspy"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Where the shared fixtures live: `$LAZYSPY_SHARED_FIXTURES`, else `../shared/fixtures`
+/// next to the repository (as in CI).
+pub fn shared_fixtures() -> PathBuf {
+    match std::env::var_os("LAZYSPY_SHARED_FIXTURES") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
+    }
+}
+
+/// The legacy fixture folder `name` of [`shared_fixtures`]; `None` (with a note) when it is
+/// absent, a failure when `CI=true` (the legacy sets must be checked in CI).
+pub fn legacy_dir(name: &str) -> Option<PathBuf> {
+    let d = shared_fixtures().join(name);
+    if d.is_dir() {
+        return Some(d);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("legacy fixtures {} missing (CI=true)", d.display());
+    }
+    eprintln!("note: legacy fixtures {} not found; skipped", d.display());
+    None
 }
