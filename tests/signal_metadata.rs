@@ -22,89 +22,8 @@ use lazyspy::signal::{
 use serde_json::{Value as J, json};
 
 // ------------------------------------------------------------------------------------
-// SHA-256 (the sidecars hash array bytes)
-// ------------------------------------------------------------------------------------
-
-// ------------------------------------------------------------------------------------
 // Tree → the sidecar's JSON conventions
 // ------------------------------------------------------------------------------------
-
-// ------------------------------------------------------------------------------------
-// Structural comparison
-// ------------------------------------------------------------------------------------
-
-struct Cmp {
-    errors: Vec<String>,
-    deferred: Vec<String>,
-}
-
-impl Cmp {
-    fn new() -> Self {
-        Cmp {
-            errors: vec![],
-            deferred: vec![],
-        }
-    }
-
-    fn cmp(&mut self, path: &str, mine: &J, exp: &J) {
-        match (mine, exp) {
-            (J::Object(a), J::Object(b)) => {
-                if let Some(J::String(reason)) = a.get("__deferred__") {
-                    // Values not read: shape and type must still match.
-                    self.deferred.push(format!("{path}: {reason}"));
-                    for k in ["shape", "dtype", "dtype_descr"] {
-                        match (a.get(k), b.get(k)) {
-                            (Some(x), Some(y)) => self.cmp(&format!("{path}/{k}"), x, y),
-                            _ => self.errors.push(format!("{path}: missing '{k}'")),
-                        }
-                    }
-                    return;
-                }
-                for k in b.keys() {
-                    if !a.contains_key(k) {
-                        self.errors.push(format!("{path}: missing key '{k}'"));
-                    }
-                }
-                for (k, v) in a {
-                    match b.get(k) {
-                        Some(w) => self.cmp(&format!("{path}/{k}"), v, w),
-                        None => self
-                            .errors
-                            .push(format!("{path}: unexpected key '{k}' = {v}")),
-                    }
-                }
-            }
-            (J::Array(a), J::Array(b)) => {
-                if a.len() != b.len() {
-                    self.errors
-                        .push(format!("{path}: {} items, expected {}", a.len(), b.len()));
-                    return;
-                }
-                for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                    self.cmp(&format!("{path}/{i}"), x, y);
-                }
-            }
-            (J::Number(x), J::Number(y)) => {
-                let ok = if x.is_f64() || y.is_f64() {
-                    // Python int vs float must agree, values within float tolerance.
-                    let (xf, yf) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-                    x.is_f64() == y.is_f64()
-                        && (xf == yf || (xf - yf).abs() <= 1e-9 * xf.abs().max(yf.abs()))
-                } else {
-                    x == y
-                };
-                if !ok {
-                    self.errors.push(format!("{path}: {x} != expected {y}"));
-                }
-            }
-            (a, b) => {
-                if a != b {
-                    self.errors.push(format!("{path}: {a} != expected {b}"));
-                }
-            }
-        }
-    }
-}
 
 /// Compares one fixture with its sidecar; returns (errors, deferred arrays).
 fn check_fixture(p: &Path) -> (Vec<String>, Vec<String>) {
