@@ -22,7 +22,7 @@ use lazyspy::signal::{
 use serde_json::{Value as J, json};
 
 // ------------------------------------------------------------------------------------
-// Tree → the sidecar's JSON conventions
+// Fixture checks
 // ------------------------------------------------------------------------------------
 
 /// Compares one fixture with its sidecar; returns (errors, deferred arrays).

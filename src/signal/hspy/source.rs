@@ -169,24 +169,9 @@ impl HspyArraySource {
         DynArray::from_bytes_with(self.dtype, &shape, |buf| {
             h5(|| -> std::result::Result<(), String> {
                 let mt = ffi::create_type(&native)?;
-                // SAFETY: `ds` is valid; spaces are owned; `buf` holds the region.
-                let fs = ffi::check_id(unsafe { H5Dget_space(ds) }, "H5Dget_space")?;
                 let start: Vec<hsize_t> = region.start.iter().map(|&v| v as hsize_t).collect();
-                let count: Vec<hsize_t> = shape.iter().map(|&v| v as hsize_t).collect();
-                ffi::check(
-                    unsafe {
-                        H5Sselect_hyperslab(
-                            fs.id(),
-                            H5S_seloper_t::H5S_SELECT_SET,
-                            start.as_ptr(),
-                            std::ptr::null(),
-                            count.as_ptr(),
-                            std::ptr::null(),
-                        )
-                    },
-                    "H5Sselect_hyperslab",
-                )?;
-                let ms = ffi::create_space(&shape)?;
+                let (fs, ms) = hyperslab_spaces(ds, &start, &shape)?;
+                // SAFETY: `ds` is valid; spaces are owned; `buf` holds the region.
                 ffi::check(
                     unsafe {
                         H5Dread(
@@ -578,6 +563,33 @@ impl ChunkSource for HspyArraySource {
     }
 }
 
+/// The file space of dataset `ds` with the box at `start` of `shape` selected, and a
+/// memory space of that shape: the two spaces of a hyperslab read or write.
+fn hyperslab_spaces(
+    ds: i64,
+    start: &[hsize_t],
+    shape: &[usize],
+) -> std::result::Result<(ffi::Hid, ffi::Hid), String> {
+    // SAFETY: `ds` is a valid dataset id; the returned space is owned by `Hid`.
+    let fs = ffi::check_id(unsafe { H5Dget_space(ds) }, "H5Dget_space")?;
+    let count: Vec<hsize_t> = shape.iter().map(|&v| v as hsize_t).collect();
+    ffi::check(
+        // SAFETY: `start` and `count` hold one value per dimension of the space.
+        unsafe {
+            H5Sselect_hyperslab(
+                fs.id(),
+                H5S_seloper_t::H5S_SELECT_SET,
+                start.as_ptr(),
+                std::ptr::null(),
+                count.as_ptr(),
+                std::ptr::null(),
+            )
+        },
+        "H5Sselect_hyperslab",
+    )?;
+    Ok((fs, ffi::create_space(shape)?))
+}
+
 /// Writes `bytes` (native values of type `mem`, C order, shape `shape`) at `offset` of
 /// dataset `ds` through the library's filters. Under the lock.
 pub(crate) fn write_hyperslab(
@@ -588,23 +600,8 @@ pub(crate) fn write_hyperslab(
     bytes: &[u8],
 ) -> std::result::Result<(), String> {
     let mt = ffi::create_type(mem)?;
+    let (fs, ms) = hyperslab_spaces(ds, offset, shape)?;
     // SAFETY: `ds` is valid; spaces are owned; `bytes` holds the region.
-    let fs = ffi::check_id(unsafe { H5Dget_space(ds) }, "H5Dget_space")?;
-    let count: Vec<hsize_t> = shape.iter().map(|&v| v as hsize_t).collect();
-    ffi::check(
-        unsafe {
-            H5Sselect_hyperslab(
-                fs.id(),
-                H5S_seloper_t::H5S_SELECT_SET,
-                offset.as_ptr(),
-                std::ptr::null(),
-                count.as_ptr(),
-                std::ptr::null(),
-            )
-        },
-        "H5Sselect_hyperslab",
-    )?;
-    let ms = ffi::create_space(shape)?;
     ffi::check(
         unsafe {
             hdf5_sys::h5d::H5Dwrite(
