@@ -33,6 +33,7 @@ pub mod hspy;
 pub mod json;
 pub mod memory;
 pub mod model;
+pub mod ome_zarr;
 #[allow(clippy::module_inception)]
 pub mod signal;
 pub mod tree;
