@@ -867,3 +867,141 @@ fn a_corrupt_chunk_fails_the_computation_with_its_key() {
     let text = e.to_string();
     assert!(text.contains("a.zarr") && text.contains("0/1/0"), "{text}");
 }
+
+// ------------------------------------------------------------------------------------
+// Command line: an OME-Zarr directory is an input (level 0)
+// ------------------------------------------------------------------------------------
+
+fn lazyspy_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lazyspy"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok_stdout(o: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "failed: {err}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn cli_info_shows_the_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("img.ome.zarr");
+    make_v04(&root, "/");
+    let p = root.to_str().unwrap();
+    let text = ok_stdout(&lazyspy_cli(&["info", p]));
+    assert!(text.contains("(ome-zarr)"), "{text}");
+    assert!(
+        text.contains("OME-Zarr v0.4, 3 level(s): 0 (2,21,18) 1 (2,11,9) 2 (2,6,5)"),
+        "{text}"
+    );
+    assert!(text.contains("µm"), "{text}");
+    let doc: J = serde_json::from_str(&ok_stdout(&lazyspy_cli(&["info", p, "--json"]))).unwrap();
+    assert_eq!(doc["format"], "ome-zarr");
+    assert_eq!(doc["ome"]["version"], "0.4");
+    assert_eq!(doc["ome"]["name"], "cells");
+    assert_eq!(
+        doc["ome"]["axes"][1],
+        json!({"name": "y", "type": "space", "unit": "micrometer"})
+    );
+    let levels = doc["ome"]["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 3);
+    assert_eq!(levels[1]["shape"], json!([2, 11, 9]));
+    assert_eq!(levels[1]["chunks"], json!([1, 8, 8]));
+    assert_eq!(levels[1]["dtype"], "uint16");
+    assert_eq!(levels[2]["scale"], json!([1.0, 2.0, 1.0]));
+    assert_eq!(levels[2]["translation"], json!([0.0, 10.0, -3.0]));
+    assert_eq!(doc["signals"][0]["shape"], json!([2, 21, 18]));
+}
+
+#[test]
+fn cli_stats_and_convert_read_level_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    // v0.5 (Zarr v3), named without any Zarr extension: detected by its attributes.
+    let root = dir.path().join("image_folder");
+    let levels = pyramid(ramp::<f32>(&[3, 20, 26]), 2);
+    for (k, a) in levels.iter().enumerate() {
+        write_v3(
+            &root,
+            &k.to_string(),
+            a,
+            &[1, 8, 8],
+            Some(&[1, 4, 4]),
+            &["z", "y", "x"],
+        );
+    }
+    write_root_v05(
+        &root,
+        json!({
+            "name": "stack",
+            "axes": [
+                {"name": "z", "type": "space", "unit": "nanometer"},
+                {"name": "y", "type": "space", "unit": "nanometer"},
+                {"name": "x", "type": "space", "unit": "nanometer"},
+            ],
+            "datasets": [
+                dataset("0", &[5.0, 0.5, 0.5], Some(&[1.0, 2.0, 3.0])),
+                dataset("1", &[5.0, 1.0, 1.0], Some(&[1.0, 2.25, 3.25])),
+            ],
+        }),
+    );
+    let p = root.to_str().unwrap();
+    let stats: J = serde_json::from_str(&ok_stdout(&lazyspy_cli(&["stats", p, "--json"]))).unwrap();
+    let row = &stats["signals"][0];
+    let l0 = &levels[0];
+    assert_eq!(row["count"], json!(l0.len()));
+    let min = l0.iter().cloned().fold(f32::INFINITY, f32::min) as f64;
+    let max = l0.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = l0.iter().map(|&v| v as f64).sum();
+    assert_eq!(row["min"].as_f64(), Some(min));
+    assert_eq!(row["max"].as_f64(), Some(max));
+    assert!((row["sum"].as_f64().unwrap() - sum).abs() < 1e-6 * sum.abs().max(1.0));
+
+    let expected_axes: [Ax; 3] = [
+        ("z", Some("nm"), 5.0, 1.0, true),
+        ("y", Some("nm"), 0.5, 2.0, false),
+        ("x", Some("nm"), 0.5, 3.0, false),
+    ];
+    let zspy = dir.path().join("out.zspy");
+    ok_stdout(&lazyspy_cli(&[
+        "convert",
+        p,
+        zspy.to_str().unwrap(),
+        "--no-progress",
+    ]));
+    let s = lazyspy::signal::open_zspy(&zspy).unwrap().remove(0);
+    assert_eq!(values::<f32>(&s), *l0);
+    check_axes(&s, &expected_axes);
+    assert_eq!(s.tree.title(), Some("stack"));
+    assert_eq!(
+        s.tree
+            .original_metadata
+            .get_path("OME/version")
+            .and_then(|v| v.as_str()),
+        Some("0.5")
+    );
+    let hspy = dir.path().join("out.hspy");
+    ok_stdout(&lazyspy_cli(&[
+        "convert",
+        p,
+        hspy.to_str().unwrap(),
+        "--no-progress",
+    ]));
+    let s = lazyspy::signal::open_hspy(&hspy).unwrap().remove(0);
+    assert_eq!(values::<f32>(&s), *l0);
+    check_axes(&s, &expected_axes);
+}
+
+#[test]
+fn cli_refuses_an_incomplete_ome_zarr() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = small_v04(&dir.path().join("a.ome.zarr"));
+    std::fs::write(root.join(lazyspy::io::atomic::INCOMPLETE_MARKER), "{}").unwrap();
+    let o = lazyspy_cli(&["info", root.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("incomplete"), "{err}");
+}
