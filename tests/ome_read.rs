@@ -106,7 +106,7 @@ fn write_v2<T: Elem>(root: &Path, path: &str, data: &ArrayD<T>, chunks: &[usize]
     let array =
         Array::new_with_metadata(fs(root), &format!("/{path}"), ArrayMetadata::V2(meta)).unwrap();
     array
-        .store_array_subset(&array.subset_all(), &data.as_standard_layout().to_owned())
+        .store_array_subset(&array.subset_all(), data.as_standard_layout().to_owned())
         .unwrap();
 }
 
@@ -136,7 +136,7 @@ fn write_v3<T: Elem>(
         .store_metadata_opt(&ArrayMetadataOptions::default().with_include_zarrs_metadata(false))
         .unwrap();
     array
-        .store_array_subset(&array.subset_all(), &data.as_standard_layout().to_owned())
+        .store_array_subset(&array.subset_all(), data.as_standard_layout().to_owned())
         .unwrap();
 }
 
