@@ -346,7 +346,10 @@ fn parse_axes(ctx: &Ctx, version: &str, m: &J) -> Result<Vec<OmeAxis>> {
                     match a.get(key) {
                         None | Some(J::Null) => Ok(None),
                         Some(J::String(s)) => Ok(Some(s.clone())),
-                        Some(v) => Err(ctx.invalid(&format!("{what}.{key}"), v)),
+                        Some(v) => Err(ctx.invalid(
+                            &format!("{what}.{key}"),
+                            format!("expected a string, got {v}"),
+                        )),
                     }
                 };
                 OmeAxis {
