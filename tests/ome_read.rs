@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lazyspy::signal::ome_zarr::{OmeImage, is_ome_zarr, open_ome_zarr};
+use lazyspy::signal::ome_zarr::{OmeAxisType, OmeImage, is_ome_zarr, open_ome_zarr};
 use lazyspy::signal::{Signal, SignalError};
 use lazyspy::{DType, ExecConfig};
 use ndarray::{ArrayD, IxDyn, Slice};
@@ -254,7 +254,7 @@ fn check_v04(root: &Path, levels: &[ArrayD<u16>]) {
     let names: Vec<_> = image.axes().iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["c", "y", "x"]);
     assert_eq!(image.axes()[1].unit.as_deref(), Some("micrometer"));
-    assert_eq!(image.axes()[0].axis_type.as_deref(), Some("channel"));
+    assert_eq!(image.axes()[0].kind, OmeAxisType::Channel);
     assert_eq!(image.levels().len(), 3);
     for (k, expected) in levels.iter().enumerate() {
         let lv = &image.levels()[k];
@@ -1004,4 +1004,85 @@ fn cli_refuses_an_incomplete_ome_zarr() {
     assert!(!o.status.success());
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains("incomplete"), "{err}");
+}
+
+// ------------------------------------------------------------------------------------
+// Round trip through lazyspy's own pyramid writer (the contract of both sides)
+// ------------------------------------------------------------------------------------
+
+/// `level[..., 2i:2i+2, 2j:2j+2].mean()` of the samples that exist, in float64, cast back.
+fn mean_halve(a: &ArrayD<f32>) -> ArrayD<f32> {
+    let (nz, ny, nx) = (a.shape()[0], a.shape()[1], a.shape()[2]);
+    ArrayD::from_shape_fn(IxDyn(&[nz, ny.div_ceil(2), nx.div_ceil(2)]), |ix| {
+        let (mut sum, mut n) = (0f64, 0f64);
+        for y in 2 * ix[1]..(2 * ix[1] + 2).min(ny) {
+            for x in 2 * ix[2]..(2 * ix[2] + 2).min(nx) {
+                sum += a[[ix[0], y, x]] as f64;
+                n += 1.0;
+            }
+        }
+        (sum / n) as f32
+    })
+}
+
+#[test]
+fn reads_what_the_pyramid_writer_wrote() {
+    use lazyspy::signal::Axis;
+    use lazyspy::signal::ome_zarr::{OmeVersion, PyramidMethod, PyramidOptions, write_ome_zarr};
+    let data = ramp::<f32>(&[3, 37, 30]);
+    let lazy = lazyspy::LazyArray::from_array(data.clone(), &[1, 16, 16]).unwrap();
+    let axes = vec![
+        Axis::uniform(Some("z"), Some("nm"), 3, 2.0, 1.0, true),
+        Axis::uniform(Some("y"), Some("nm"), 37, 0.5, 10.0, false),
+        Axis::uniform(Some("x"), Some("nm"), 30, 0.25, -3.0, false),
+    ];
+    let signal = Signal::with_axes(lazy.into_dyn(), axes, "round trip", "");
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (OmeVersion::V04, PyramidMethod::Mean, None),
+        (OmeVersion::V05, PyramidMethod::Nearest, None),
+        (OmeVersion::V05, PyramidMethod::Mean, Some(2)),
+    ];
+    for (i, (version, method, shard)) in cases.into_iter().enumerate() {
+        let root = dir.path().join(format!("rt{i}.ome.zarr"));
+        let opts = PyramidOptions {
+            version,
+            method,
+            levels: Some(3),
+            chunk: 8,
+            shard,
+            ..PyramidOptions::default()
+        };
+        write_ome_zarr(&root, &signal, &opts, &exec()).unwrap();
+        let image = OmeImage::open(&root).unwrap();
+        let case = format!("{version:?} {method:?} shard {shard:?}");
+        assert_eq!(image.version(), version.as_str(), "{case}");
+        assert_eq!(image.name(), Some("round trip"), "{case}");
+        assert_eq!(image.levels().len(), 3, "{case}");
+        let mut expected = data.clone();
+        let (mut sy, mut sx, mut oy, mut ox) = (0.5, 0.25, 10.0, -3.0);
+        for k in 0..3 {
+            if k > 0 {
+                if method == PyramidMethod::Mean {
+                    expected = mean_halve(&expected);
+                    oy += 0.5 * sy;
+                    ox += 0.5 * sx;
+                } else {
+                    expected = halve(&expected);
+                }
+                sy *= 2.0;
+                sx *= 2.0;
+            }
+            let s = image.signal(k).unwrap();
+            assert_eq!(values::<f32>(&s), expected, "{case} level {k}");
+            check_axes(
+                &s,
+                &[
+                    ("z", Some("nm"), 2.0, 1.0, true),
+                    ("y", Some("nm"), sy, oy, false),
+                    ("x", Some("nm"), sx, ox, false),
+                ],
+            );
+        }
+    }
 }

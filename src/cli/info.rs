@@ -128,7 +128,7 @@ fn ome_json(img: &OmeImage) -> serde_json::Value {
         "name": img.name(),
         "level": 0,
         "axes": img.axes().iter().map(|a| json!({
-            "name": a.name, "type": a.axis_type, "unit": a.unit,
+            "name": a.name, "type": a.kind.as_str(), "unit": a.unit,
         })).collect::<Vec<_>>(),
         "levels": img.levels().iter().map(|l| json!({
             "path": l.path, "shape": l.shape, "chunks": l.chunks, "dtype": l.dtype.name(),

@@ -28,6 +28,7 @@
 //!   insertion order kept, Python's `json.dumps` layout on output).
 
 pub mod axes;
+pub mod destination;
 pub mod hierarchy;
 pub mod hspy;
 pub mod json;

@@ -9,7 +9,8 @@
 //! HyperSpy axis per array axis:
 //!
 //! * name: the OME axis name; units: the OME unit in HyperSpy's short form
-//!   (`micrometer` -> `µm`, see [`hyperspy_unit`]);
+//!   (`micrometer` -> `µm`, see [`hyperspy_unit`]); an axis `type` other than `space`,
+//!   `time` or `channel` is read as a custom axis ([`OmeAxisType::Custom`]);
 //! * scale and offset: the level's `scale` and `translation` transformations, composed with
 //!   the multiscale's own `coordinateTransformations` when present (scale multiplies,
 //!   translation adds after scaling);
@@ -36,28 +37,7 @@ use crate::signal::zarr_store::ZarrStore;
 use crate::signal::zspy_data::ZspyArraySource;
 use crate::signal::{Result, SignalError};
 
-/// One axis of an OME-Zarr image, as its `axes` metadata gives it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OmeAxis {
-    /// The axis name (`"t"`, `"c"`, `"z"`, `"y"`, `"x"`, ...).
-    pub name: String,
-    /// The axis type (`"space"`, `"time"`, `"channel"`, or another), `None` when absent.
-    pub axis_type: Option<String>,
-    /// The unit as stored (a UDUNITS name such as `"micrometer"`), `None` when absent.
-    pub unit: Option<String>,
-}
-
-impl OmeAxis {
-    /// Whether the axis is a space axis.
-    pub fn is_space(&self) -> bool {
-        self.axis_type.as_deref() == Some("space")
-    }
-
-    /// The unit in HyperSpy's short form (`"µm"` for `"micrometer"`), see [`hyperspy_unit`].
-    pub fn hyperspy_unit(&self) -> Option<String> {
-        self.unit.as_deref().map(hyperspy_unit)
-    }
-}
+use super::ngff::{OmeAxis, OmeAxisType, hyperspy_unit};
 
 /// One level (dataset) of the multiscale pyramid.
 #[derive(Clone, Debug, PartialEq)]
@@ -191,36 +171,6 @@ pub fn is_ome_zarr(path: impl AsRef<Path>) -> bool {
     root_attributes(&store).is_ok_and(|r| ome_namespace(&r.attrs).is_some())
 }
 
-/// HyperSpy's short form of an OME (UDUNITS) unit: `nanometer` -> `nm`, `micrometer` ->
-/// `µm`, `millimeter` -> `mm`, `meter` -> `m`, `picometer` -> `pm`, `angstrom` -> `Å`,
-/// `second` -> `s`, `millisecond` -> `ms`, `microsecond` -> `µs`, `nanosecond` -> `ns`,
-/// `picosecond` -> `ps`, `minute` -> `min`, `hour` -> `h`; any other unit is kept as is.
-///
-/// ```
-/// use lazyspy::signal::ome_zarr::read::hyperspy_unit;
-/// assert_eq!(hyperspy_unit("micrometer"), "µm");
-/// assert_eq!(hyperspy_unit("parsec"), "parsec");
-/// ```
-pub fn hyperspy_unit(unit: &str) -> String {
-    match unit {
-        "nanometer" => "nm",
-        "micrometer" => "µm",
-        "millimeter" => "mm",
-        "meter" => "m",
-        "picometer" => "pm",
-        "angstrom" => "Å",
-        "second" => "s",
-        "millisecond" => "ms",
-        "microsecond" => "µs",
-        "nanosecond" => "ns",
-        "picosecond" => "ps",
-        "minute" => "min",
-        "hour" => "h",
-        other => other,
-    }
-    .to_string()
-}
-
 /// Errors about the root document: the store, the root key and a JSON path in the message.
 struct Ctx<'a> {
     file: &'a str,
@@ -314,17 +264,27 @@ fn transform(ctx: &Ctx, what: &str, v: &J, n: usize, need_scale: bool) -> Result
     Ok(t)
 }
 
+/// The axis type of a `type` value (other values and none: custom).
+fn axis_type(t: Option<&str>) -> OmeAxisType {
+    match t {
+        Some("space") => OmeAxisType::Space,
+        Some("time") => OmeAxisType::Time,
+        Some("channel") => OmeAxisType::Channel,
+        _ => OmeAxisType::Custom,
+    }
+}
+
 /// The axes of a multiscale: objects (v0.4+), names (v0.3), or the implicit `tczyx` of
 /// v0.1/v0.2.
 fn parse_axes(ctx: &Ctx, version: &str, m: &J) -> Result<Vec<OmeAxis>> {
     let implied = |name: &str| OmeAxis {
         name: name.to_string(),
-        axis_type: match name {
-            "x" | "y" | "z" => Some("space".into()),
-            "t" => Some("time".into()),
-            "c" => Some("channel".into()),
+        kind: axis_type(match name {
+            "x" | "y" | "z" => Some("space"),
+            "t" => Some("time"),
+            "c" => Some("channel"),
             _ => None,
-        },
+        }),
         unit: None,
     };
     let Some(list) = m.get("axes") else {
@@ -354,7 +314,7 @@ fn parse_axes(ctx: &Ctx, version: &str, m: &J) -> Result<Vec<OmeAxis>> {
                 };
                 OmeAxis {
                     name: text("name")?.ok_or_else(|| ctx.invalid(&what, "no 'name'"))?,
-                    axis_type: text("type")?,
+                    kind: axis_type(text("type")?.as_deref()),
                     unit: text("unit")?,
                 }
             }
@@ -557,7 +517,9 @@ impl OmeImage {
         let data = self.lazy(level)?;
         let lv = &self.levels[level];
         let n = self.axes.len();
-        let space: Vec<usize> = (0..n).filter(|&i| self.axes[i].is_space()).collect();
+        let space: Vec<usize> = (0..n)
+            .filter(|&i| self.axes[i].kind == OmeAxisType::Space)
+            .collect();
         let signal_axes: Vec<usize> = if space.len() >= 2 {
             space[space.len() - 2..].to_vec()
         } else {
@@ -570,7 +532,7 @@ impl OmeImage {
             .map(|(i, a)| {
                 Axis::uniform(
                     Some(&a.name),
-                    a.hyperspy_unit().as_deref(),
+                    a.unit.as_deref().map(hyperspy_unit).as_deref(),
                     lv.shape[i],
                     lv.scale[i],
                     lv.translation[i],
@@ -596,8 +558,8 @@ impl OmeImage {
         let mut axes = Dict::new();
         for a in &self.axes {
             let mut d = Dict::new();
-            if let Some(t) = &a.axis_type {
-                d.insert("type", t.as_str());
+            if let Some(t) = a.kind.as_str() {
+                d.insert("type", t);
             }
             if let Some(u) = &a.unit {
                 d.insert("unit", u.as_str());
@@ -692,24 +654,16 @@ mod tests {
             axes.iter().map(|a| a.name.as_str()).collect::<String>(),
             "tczyx"
         );
-        assert!(axes[4].is_space() && !axes[1].is_space());
+        assert_eq!(axes[4].kind, OmeAxisType::Space);
+        assert_eq!(axes[1].kind, OmeAxisType::Channel);
         assert!(parse_axes(&ctx(), "0.4", &m).is_err());
         let m = serde_json::json!({"axes": ["c", "y", "x"]});
         let axes = parse_axes(&ctx(), "0.3", &m).unwrap();
-        assert_eq!(axes[0].axis_type.as_deref(), Some("channel"));
-    }
-
-    #[test]
-    fn units_map_back_to_hyperspy() {
-        for (ome, hs) in [
-            ("nanometer", "nm"),
-            ("micrometer", "µm"),
-            ("angstrom", "Å"),
-            ("millisecond", "ms"),
-            ("hour", "h"),
-            ("centimeter", "centimeter"),
-        ] {
-            assert_eq!(hyperspy_unit(ome), hs);
-        }
+        assert_eq!(axes[0].kind, OmeAxisType::Channel);
+        // A type outside space/time/channel is a custom axis.
+        let m = serde_json::json!({"axes": [{"name": "a", "type": "angle"}, {"name": "x"}]});
+        let axes = parse_axes(&ctx(), "0.4", &m).unwrap();
+        assert_eq!(axes[0].kind, OmeAxisType::Custom);
+        assert_eq!(axes[1].kind, OmeAxisType::Custom);
     }
 }
