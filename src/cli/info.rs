@@ -1,15 +1,16 @@
 //! `lazyspy info PATH [--json]`: shape, dtype, chunks, compressor, axes and the metadata
 //! tree of every signal, reading metadata only.
 
-use super::inputs::open_signals;
+use super::inputs::{Format, open_signals};
 use super::{CliError, GlobalOptions, json_out};
 use lazyspy::signal::SignalData;
+use lazyspy::signal::ome_zarr::OmeImage;
 use serde_json::json;
 
 /// Arguments of `lazyspy info`.
 #[derive(clap::Args, Debug)]
 pub struct InfoArgs {
-    /// A .zspy store, a .hspy file, or image files (a quoted glob).
+    /// A .zspy store, a .hspy file, an OME-Zarr image, or image files (a quoted glob).
     path: String,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -19,8 +20,12 @@ pub struct InfoArgs {
 /// Runs `lazyspy info`.
 pub fn run(args: &InfoArgs, global: &GlobalOptions) -> Result<(), CliError> {
     let (format, signals) = open_signals(&args.path)?;
+    let ome = match format {
+        Format::OmeZarr => Some(OmeImage::open(&args.path)?),
+        _ => None,
+    };
     if args.json || global.json {
-        let doc = json!({
+        let mut doc = json!({
             "file": args.path,
             "format": format.name(),
             "signals": signals
@@ -35,6 +40,9 @@ pub fn run(args: &InfoArgs, global: &GlobalOptions) -> Result<(), CliError> {
                 })
                 .collect::<Vec<_>>(),
         });
+        if let Some(img) = &ome {
+            doc["ome"] = ome_json(img);
+        }
         println!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("JSON values serialise")
@@ -48,6 +56,9 @@ pub fn run(args: &InfoArgs, global: &GlobalOptions) -> Result<(), CliError> {
         format.name(),
         signals.len()
     ));
+    if let Some(img) = &ome {
+        out.push_str(&ome_text(img));
+    }
     for s in &signals {
         let t = &s.tree;
         let dtype = match &s.data {
@@ -107,4 +118,51 @@ pub fn run(args: &InfoArgs, global: &GlobalOptions) -> Result<(), CliError> {
         print!("{out}");
     }
     Ok(())
+}
+
+/// The OME-Zarr summary of `info --json`: version, name, axes and levels (the signal shown
+/// is level 0).
+fn ome_json(img: &OmeImage) -> serde_json::Value {
+    json!({
+        "version": img.version(),
+        "name": img.name(),
+        "level": 0,
+        "axes": img.axes().iter().map(|a| json!({
+            "name": a.name, "type": a.kind.as_str(), "unit": a.unit,
+        })).collect::<Vec<_>>(),
+        "levels": img.levels().iter().map(|l| json!({
+            "path": l.path, "shape": l.shape, "chunks": l.chunks, "dtype": l.dtype.name(),
+            "scale": l.scale, "translation": l.translation,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `OME-Zarr v0.4, 3 level(s): 0 (2,21,18) 1 (2,11,9) 2 (2,6,5); axes c y[micrometer] x[micrometer]`
+fn ome_text(img: &OmeImage) -> String {
+    let dims = |v: &[usize]| {
+        v.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let levels: Vec<String> = img
+        .levels()
+        .iter()
+        .map(|l| format!("{} ({})", l.path, dims(&l.shape)))
+        .collect();
+    let axes: Vec<String> = img
+        .axes()
+        .iter()
+        .map(|a| match &a.unit {
+            Some(u) => format!("{}[{u}]", a.name),
+            None => a.name.clone(),
+        })
+        .collect();
+    format!(
+        "OME-Zarr v{}, {} level(s): {}; axes {} (showing level 0)\n",
+        img.version(),
+        img.levels().len(),
+        levels.join(" "),
+        axes.join(" ")
+    )
 }

@@ -9,6 +9,8 @@ use lazyspy::signal::{
     open_zspy, write_hspy, write_zspy_signals,
 };
 
+use lazyspy::signal::ome_zarr::{is_ome_zarr, open_ome_zarr};
+
 use super::CliError;
 
 /// The formats the command line reads and writes.
@@ -20,6 +22,8 @@ pub enum Format {
     Hspy,
     /// A stack of image files (a glob, a folder, or one image file).
     Images,
+    /// An OME-Zarr multiscale image (a directory whose root has OME `multiscales`).
+    OmeZarr,
 }
 
 impl Format {
@@ -29,6 +33,7 @@ impl Format {
             Format::Zspy => "zspy",
             Format::Hspy => "hspy",
             Format::Images => "images",
+            Format::OmeZarr => "ome-zarr",
         }
     }
 }
@@ -40,14 +45,18 @@ fn extension(path: &Path) -> Option<String> {
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
 }
 
-/// The format of an input: a glob or image extension is a stack of images, `.zspy` and
-/// `.hspy`/`.hdf5` by extension, a directory by its content (`.zgroup`: Zarr; image files:
-/// a stack).
+/// The format of an input: a glob or image extension is a stack of images, a directory
+/// whose root attributes hold OME `multiscales` is an OME-Zarr image (whatever its name),
+/// `.zspy` and `.hspy`/`.hdf5` by extension, another directory by its content (`.zgroup`:
+/// Zarr; image files: a stack).
 pub fn input_format(spec: &str) -> Result<Format, CliError> {
     if spec.contains(['*', '?', '[']) {
         return Ok(Format::Images);
     }
     let path = Path::new(spec);
+    if path.is_dir() && is_ome_zarr(path) {
+        return Ok(Format::OmeZarr);
+    }
     match extension(path).as_deref() {
         Some("zspy") | Some("zarr") => return Ok(Format::Zspy),
         Some("hspy") | Some("hdf5") | Some("h5") => return Ok(Format::Hspy),
@@ -92,6 +101,7 @@ pub fn open_signals(spec: &str) -> Result<(Format, Vec<Signal>), CliError> {
     let signals: Vec<Signal> = match format {
         Format::Zspy => open_zspy(spec)?,
         Format::Hspy => open_hspy(spec)?,
+        Format::OmeZarr => vec![open_ome_zarr(spec, 0)?],
         Format::Images => {
             vec![
                 lazyspy::io::images::from_files(spec).map_err(|e| CliError::Input {
@@ -207,7 +217,7 @@ pub fn write_signals(
                 dropped: r.dropped,
             })
         }
-        Format::Images => unreachable!("outputs are never image stacks"),
+        Format::Images | Format::OmeZarr => unreachable!("output_format gives zspy or hspy"),
     }
 }
 

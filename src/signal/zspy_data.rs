@@ -1,6 +1,7 @@
 //! The data of `.zspy` signals: a [`ChunkSource`] over one Zarr v2 array of a store (a
 //! directory or a zip file, [`ZarrStore`]), decoded with the `zarrs` crate, and
-//! [`open_zspy`], every signal of a file with its data.
+//! [`open_zspy`], every signal of a file with its data. The same source opens Zarr v3
+//! arrays (`zarr.json`, sharding included), as OME-Zarr 0.5 stores them.
 //!
 //! * [`ZspyArraySource`]: one numeric array (`<store>` + `/Experiments/<name>/data`).
 //!   Opening reads only the `.zarray` metadata, never a chunk; chunks are decoded when the
@@ -29,6 +30,7 @@ use zarrs::array::data_type::{
 };
 use zarrs::array::{Array, ArrayCreateError, ArrayMetadata, ArraySubset, DataType, ElementOwned};
 use zarrs::metadata::v2::ArrayMetadataV2;
+use zarrs::metadata::v3::ArrayMetadataV3;
 use zarrs::storage::byte_range::ByteRangeIterator;
 use zarrs::storage::{MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey};
 
@@ -80,7 +82,8 @@ impl ReadableStorageTraits for ArrayStore {
     }
 }
 
-/// One Zarr v2 array of a store (directory or zip), read chunk by chunk with `zarrs`.
+/// One Zarr array of a store (directory or zip; v2 `.zarray`, or v3 `zarr.json`), read
+/// chunk by chunk with `zarrs`.
 ///
 /// Thread-safe: the executor may read different chunks from several threads at once.
 pub struct ZspyArraySource {
@@ -173,6 +176,46 @@ impl ZspyArraySource {
             format!("/{array_path}")
         };
         let rel = array_path.trim_matches('/').to_string();
+        // A Zarr v3 array (OME-Zarr 0.5 levels) has `zarr.json` in place of `.zarray`.
+        let metadata = if !store.contains(&format!("{rel}/.zarray"))
+            && store.contains(&format!("{rel}/zarr.json"))
+        {
+            ArrayMetadata::V3(v3_metadata(store, &rel)?)
+        } else {
+            ArrayMetadata::V2(Self::v2_metadata(store, &rel, &array_path)?)
+        };
+        let array = Array::new_with_metadata(
+            Arc::new(ArrayStore {
+                store: store.clone(),
+                prefix: format!("{rel}/"),
+            }),
+            "/",
+            metadata,
+        )
+        .map_err(|e| match e {
+            ArrayCreateError::DataTypeCreateError(_)
+            | ArrayCreateError::CodecsCreateError(_)
+            | ArrayCreateError::UnsupportedZarrV2Array(_)
+            | ArrayCreateError::StorageTransformersCreateError(_)
+            | ArrayCreateError::ChunkKeyEncodingCreateError(_)
+            | ArrayCreateError::ChunkGridCreateError(_) => SignalError::Unsupported {
+                file: file.clone(),
+                key: array_path.clone(),
+                msg: e.to_string(),
+            },
+            e => SignalError::Invalid {
+                file: file.clone(),
+                key: array_path.clone(),
+                msg: e.to_string(),
+            },
+        })?;
+        Self::from_array(array, file, array_path)
+    }
+
+    /// The `.zarray` of the v2 array at `rel`, with the chunk key separator actually used.
+    fn v2_metadata(store: &ZarrStore, rel: &str, array_path: &str) -> Result<ArrayMetadataV2> {
+        let file = store.file().to_string();
+        let array_path = array_path.to_string();
         let zarray_key = format!("/{rel}/.zarray");
         let invalid = |key: &str, msg: String| SignalError::Invalid {
             file: file.clone(),
@@ -226,33 +269,12 @@ impl ZspyArraySource {
         if let Some(m) = value.as_object_mut() {
             m.insert("dimension_separator".into(), separator.into());
         }
-        let v2: ArrayMetadataV2 = serde_json::from_value(value)
-            .map_err(|e| invalid(&zarray_key, format!("invalid array metadata: {e}")))?;
-        let array = Array::new_with_metadata(
-            Arc::new(ArrayStore {
-                store: store.clone(),
-                prefix: format!("{rel}/"),
-            }),
-            "/",
-            ArrayMetadata::V2(v2),
-        )
-        .map_err(|e| match e {
-            ArrayCreateError::DataTypeCreateError(_)
-            | ArrayCreateError::CodecsCreateError(_)
-            | ArrayCreateError::UnsupportedZarrV2Array(_)
-            | ArrayCreateError::StorageTransformersCreateError(_)
-            | ArrayCreateError::ChunkKeyEncodingCreateError(_)
-            | ArrayCreateError::ChunkGridCreateError(_) => SignalError::Unsupported {
-                file: file.clone(),
-                key: array_path.clone(),
-                msg: e.to_string(),
-            },
-            e => SignalError::Invalid {
-                file: file.clone(),
-                key: array_path.clone(),
-                msg: e.to_string(),
-            },
-        })?;
+        serde_json::from_value(value)
+            .map_err(|e| invalid(&zarray_key, format!("invalid array metadata: {e}")))
+    }
+
+    /// The source over an opened array: its engine dtype and chunk grid.
+    fn from_array(array: Array<ArrayStore>, file: String, array_path: String) -> Result<Self> {
         let dtype = map_dtype(array.data_type()).ok_or_else(|| SignalError::Unsupported {
             file: file.clone(),
             key: array_path.clone(),
@@ -355,6 +377,23 @@ impl ZspyArraySource {
             })
         }
     }
+}
+
+/// The `zarr.json` of the Zarr v3 array at `rel` (errors name the store and the key).
+fn v3_metadata(store: &ZarrStore, rel: &str) -> Result<ArrayMetadataV3> {
+    let key = format!("/{rel}/zarr.json");
+    let text = store.get(&key)?.ok_or_else(|| SignalError::Missing {
+        file: store.file().to_string(),
+        key: key.clone(),
+        what: "array metadata".into(),
+    })?;
+    serde_json::from_slice(&text).map_err(|e| SignalError::Json {
+        file: store.file().to_string(),
+        key,
+        line: e.line(),
+        column: e.column(),
+        msg: format!("not Zarr v3 array metadata: {e}"),
+    })
 }
 
 impl ChunkSource for ZspyArraySource {

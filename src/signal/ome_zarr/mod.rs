@@ -7,11 +7,15 @@
 //!   ([`PyramidMethod`]: mean, Gaussian, nearest) and the one-pass fold that builds them
 //!   ([`PyramidFold`]).
 //! * [`write`]: [`write_ome_zarr`], the streaming, atomic and resumable pyramid writer.
+//! * [`read`]: [`OmeImage`], an OME-Zarr image (v0.1–v0.5) opened lazily, one level as a
+//!   [`Signal`](crate::signal::Signal) ([`open_ome_zarr`]); [`is_ome_zarr`].
 
 pub mod ngff;
 pub mod pyramid;
+pub mod read;
 pub mod write;
 
 pub use ngff::{OmeAxis, OmeAxisType, OmeVersion, hyperspy_unit, ome_axes, udunits_name};
 pub use pyramid::{GAUSSIAN_SIGMA, LevelGeometry, PyramidFold, PyramidGeometry, PyramidMethod};
+pub use read::{OmeImage, OmeLevel, is_ome_zarr, open_ome_zarr};
 pub use write::{PyramidLevel, PyramidOptions, PyramidReport, write_ome_zarr};
