@@ -14,6 +14,8 @@ Exit 0 when every case behaves, 1 otherwise (each case is printed).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -24,6 +26,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import ome_check  # noqa: E402
 from ome_check import reference_level_f64  # noqa: E402
 from ome_reference import write_pyramid  # noqa: E402
 
@@ -31,21 +34,29 @@ CHECKER = os.path.join(HERE, "ome_check.py")
 problems: list[str] = []
 
 
-def run_check(path: str, *extra: str) -> tuple[int, str]:
-    p = subprocess.run([sys.executable, CHECKER, path, *extra], capture_output=True, text=True)
-    return p.returncode, p.stdout + p.stderr
+def run_check(path: str, *extra: str, subprocess_run: bool = False) -> tuple[int, str]:
+    """Runs the checker in this process (fast), or as a command to see its real exit code."""
+    if subprocess_run:
+        p = subprocess.run([sys.executable, CHECKER, path, *extra], capture_output=True,
+                           text=True)
+        return p.returncode, p.stdout + p.stderr
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = ome_check.main([path, *extra])
+    return code, buf.getvalue()
 
 
-def expect_ok(path: str, *extra: str) -> None:
-    code, out = run_check(path, *extra)
+def expect_ok(path: str, *extra: str, subprocess_run: bool = False) -> None:
+    code, out = run_check(path, *extra, subprocess_run=subprocess_run)
     status = "ok" if code == 0 else "WRONG (rejected)"
     print(f"accept {os.path.basename(path)} {' '.join(extra)}: {status}")
     if code != 0:
         problems.append(f"pristine {path} rejected:\n{out}")
 
 
-def expect_fail(what: str, path: str, needle: str, *extra: str) -> None:
-    code, out = run_check(path, *extra)
+def expect_fail(what: str, path: str, needle: str, *extra: str,
+                subprocess_run: bool = False) -> None:
+    code, out = run_check(path, *extra, subprocess_run=subprocess_run)
     good = code == 1 and needle in out
     print(f"reject {what}: {'ok' if good else 'WRONG'}"
           + ("" if good else f" (exit {code}, wanted {needle!r}):\n{out}"))
@@ -109,6 +120,10 @@ def main() -> int:
     write_pyramid(sharded, f32, version="0.5", method="mean", levels=4, chunks=64, shard=2)
     expect_ok(sharded, "--shard", "2", "--source", os.path.join(work, "f32.npy"), *common)
     expect_fail("a sharded pyramid checked as unsharded", sharded, "sharded", *common)
+    # The command itself: exit 0 on a good pyramid, 1 on a bad one.
+    expect_ok(sharded, "--shard", "2", *common, subprocess_run=True)
+    expect_fail("(as a command) a sharded pyramid checked as unsharded", sharded, "sharded",
+                *common, subprocess_run=True)
 
     for version in ("0.4", "0.5"):
         base = made[("f32", "mean", version)]
