@@ -10,6 +10,7 @@ mod info;
 mod inputs;
 mod json_out;
 mod progress;
+mod pyramid;
 mod stats;
 
 use std::io::IsTerminal;
@@ -112,6 +113,8 @@ enum Command {
     Rechunk(convert::RechunkArgs),
     /// Filter every signal (exact SciPy-equal kernels) and write the result.
     Filter(filter::FilterArgs),
+    /// Write an OME-Zarr multiscale image (0.4 or 0.5) of a signal, all levels in one pass.
+    Pyramid(pyramid::PyramidArgs),
     /// Minimum, maximum, mean and sum of every signal's data, in one streaming pass.
     Stats(stats::StatsArgs),
     /// The scan-map job on a synthetic folder of 64 TIFF scans (made once): stack ->
@@ -141,6 +144,7 @@ pub fn main() -> i32 {
         Command::Rechunk(args) => convert::run_rechunk(args, &cli.global),
         Command::Filter(args) => filter::run(args, &cli.global),
         Command::Stats(args) => stats::run(args, &cli.global),
+        Command::Pyramid(args) => pyramid::run(args, &cli.global),
         Command::Demo(args) => demo::run(args, &cli.global),
     };
     match outcome {

@@ -28,11 +28,13 @@
 //!   insertion order kept, Python's `json.dumps` layout on output).
 
 pub mod axes;
+pub mod destination;
 pub mod hierarchy;
 pub mod hspy;
 pub mod json;
 pub mod memory;
 pub mod model;
+pub mod ome_zarr;
 #[allow(clippy::module_inception)]
 pub mod signal;
 pub mod tree;

@@ -8,7 +8,7 @@
 //!    an existing path is an error unless `overwrite` (it is removed first) or `resume`
 //!    (an unfinished store of the same job is completed). Nothing is written before these
 //!    checks pass.
-//! 2. Writes the incomplete marker ([`INCOMPLETE_MARKER`]) with a manifest of the job.
+//! 2. Writes the incomplete marker ([`crate::io::atomic::INCOMPLETE_MARKER`]) with a manifest of the job.
 //! 3. Writes every metadata document (groups, attributes, axes, metadata arrays, the data
 //!    `.zarray`), each atomically, except the root `.zgroup`.
 //! 4. Streams the data: each output chunk is encoded (zarrs' codecs, on the engine's worker
@@ -48,7 +48,8 @@ use crate::error::BoxError;
 use crate::exec::{ExecConfig, ExecStats};
 use crate::grid::{ChunkGrid, Region};
 use crate::io::ChunkSink;
-use crate::io::atomic::{AtomicDirStore, Committer, INCOMPLETE_MARKER, StoreOptions};
+use crate::io::atomic::{AtomicDirStore, Committer, StoreOptions};
+use crate::signal::destination::{Destination, DestinationRules, open_destination};
 use crate::signal::hierarchy::{DatasetValue, overwrite_dataset, write_signal_metadata};
 use crate::signal::json::{self, Json};
 use crate::signal::model::{Signal, SignalData};
@@ -314,25 +315,7 @@ impl DataLayout {
                 .collect(),
         };
         let dtype = data.dtype();
-        let stored = ArrayDType::from_engine_dtype(dtype);
-        let fill = match dtype {
-            DType::Bool => Json::Bool(false),
-            DType::F32 | DType::F64 => Json::Float(0.0),
-            DType::C64 | DType::C128 => Json::Array(vec![Json::Float(0.0), Json::Float(0.0)]),
-            _ => Json::Int(0),
-        };
-        let ints = |v: &[usize]| Json::Array(v.iter().map(|&c| Json::Int(c as i64)).collect());
-        let zarray = Json::Object(vec![
-            ("chunks".into(), ints(&chunks)),
-            ("compressor".into(), opts.compressor.to_json()),
-            ("dimension_separator".into(), Json::Str("/".into())),
-            ("dtype".into(), dtype_to_json(&stored)),
-            ("fill_value".into(), fill),
-            ("filters".into(), Json::Null),
-            ("order".into(), Json::Str("C".into())),
-            ("shape".into(), ints(&shape)),
-            ("zarr_format".into(), Json::Int(2)),
-        ]);
+        let zarray = zarray_doc(dtype, &shape, &chunks, &opts.compressor);
         Ok(DataLayout {
             dtype,
             shape,
@@ -340,6 +323,35 @@ impl DataLayout {
             zarray,
         })
     }
+}
+
+/// The `.zarray` document of a Zarr v2 array as zarr-python 2.18 writes it: C order, fill
+/// value 0, dimension separator `/`.
+pub(crate) fn zarray_doc(
+    dtype: DType,
+    shape: &[usize],
+    chunks: &[usize],
+    compressor: &ZspyCompressor,
+) -> Json {
+    let stored = ArrayDType::from_engine_dtype(dtype);
+    let fill = match dtype {
+        DType::Bool => Json::Bool(false),
+        DType::F32 | DType::F64 => Json::Float(0.0),
+        DType::C64 | DType::C128 => Json::Array(vec![Json::Float(0.0), Json::Float(0.0)]),
+        _ => Json::Int(0),
+    };
+    let ints = |v: &[usize]| Json::Array(v.iter().map(|&c| Json::Int(c as i64)).collect());
+    Json::Object(vec![
+        ("chunks".into(), ints(chunks)),
+        ("compressor".into(), compressor.to_json()),
+        ("dimension_separator".into(), Json::Str("/".into())),
+        ("dtype".into(), dtype_to_json(&stored)),
+        ("fill_value".into(), fill),
+        ("filters".into(), Json::Null),
+        ("order".into(), Json::Str("C".into())),
+        ("shape".into(), ints(shape)),
+        ("zarr_format".into(), Json::Int(2)),
+    ])
 }
 
 /// Writes `signal` to the `.zspy` store `path` (see the module documentation for the
@@ -394,56 +406,22 @@ pub fn write_zspy_signals(
     let manifest = manifest(signals, opts, &layouts);
 
     // 1. The destination.
-    let mut resuming = false;
-    // Only lazyspy temporaries (a write killed before its marker landed): as good as empty.
-    let empty_dir = std::fs::read_dir(path).is_ok_and(|d| {
-        d.flatten()
-            .all(|e| crate::io::atomic::temp_name::is_temp_name(&e.file_name().to_string_lossy()))
-    });
-    if empty_dir {
-        // An empty directory (made by the user, or left by a write that failed or was
-        // killed before its first key) is as good as no destination.
-    } else if let Ok(md) = std::fs::symlink_metadata(path) {
-        let marker = path.join(INCOMPLETE_MARKER);
-        if opts.resume && md.is_dir() && marker.exists() {
-            let found = std::fs::read(&marker).map_err(io_err(&file, INCOMPLETE_MARKER))?;
-            if found != manifest.as_bytes() {
-                return Err(write_err(
-                    &file,
-                    INCOMPLETE_MARKER,
-                    "the unfinished store was started by a different job (other data, \
-                     chunks or compressor); use --overwrite to start again",
-                ));
-            }
-            resuming = true;
-        } else if opts.overwrite {
-            remove_path(path).map_err(io_err(&file, "/"))?;
-        } else if opts.resume && md.is_dir() && path.join(".zgroup").is_file() {
-            // A complete store: done already if it holds this job's arrays.
-            if let Some(report) = already_complete(path, signals, &layouts) {
-                return Ok(report);
-            }
-            return Err(write_err(
-                &file,
-                "/",
-                "the store exists and is complete, with other arrays than this job's \
-                 (nothing to resume); use --overwrite to replace it",
-            ));
-        } else {
-            return Err(write_err(
-                &file,
-                "/",
-                "the destination exists; use --overwrite to replace it",
-            ));
-        }
-    }
-    let store = AtomicDirStore::open(path, opts.store.clone().with_create(true))
-        .map_err(store_err(&file))?;
-    if !resuming {
-        store
-            .mark_incomplete(manifest.as_bytes())
-            .map_err(store_err(&file))?;
-    }
+    let rules = DestinationRules {
+        overwrite: opts.overwrite,
+        resume: opts.resume,
+        store: &opts.store,
+        root_document: ".zgroup",
+    };
+    let mut complete = None;
+    let destination = open_destination(path, manifest.as_bytes(), &rules, |p| {
+        complete = already_complete(p, signals, &layouts);
+        complete.is_some()
+    })?;
+    let (store, resuming) = match destination {
+        Destination::Fresh(store) => (store, false),
+        Destination::Resume(store) => (store, true),
+        Destination::Complete => return Ok(complete.unwrap_or_default()),
+    };
 
     // 2. Metadata, collected in memory, then committed key by key.
     let mem = Arc::new(MemKeys::over(None));
@@ -688,15 +666,6 @@ fn manifest(signals: &[Signal], opts: &ZspyWriteOptions, layouts: &[Option<DataL
     ]))
 }
 
-fn remove_path(path: &Path) -> std::io::Result<()> {
-    let md = std::fs::symlink_metadata(path)?;
-    if md.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    }
-}
-
 /// The sink of the data chunks: encodes each with zarrs' codec chain and commits it
 /// through a [`WritePlan`] of the atomic store.
 struct ZspyDataSink {
@@ -748,38 +717,54 @@ impl ZspyDataSink {
     }
 
     fn encode(&self, region: &Region, data: &DynArray) -> std::result::Result<Vec<u8>, String> {
-        let itemsize = self.dtype.size();
-        let raw = data.to_bytes();
-        let shape = region.shape();
-        let full = if shape == self.chunks {
-            raw
-        } else {
-            pad_chunk(&raw, &shape, &self.chunks, itemsize)
-        };
-        let chunk_shape: Vec<std::num::NonZeroU64> = self
-            .chunks
-            .iter()
-            .map(|&c| std::num::NonZeroU64::new(c as u64).expect("chunk lengths are positive"))
-            .collect();
-        use zarrs::array::ArrayToBytesCodecTraits;
-        let encoded = self
-            .encoder
-            .codecs()
-            .encode(
-                ArrayBytes::new_flen(full),
-                &chunk_shape,
-                self.encoder.data_type(),
-                self.encoder.fill_value(),
-                &zarrs::array::CodecOptions::default().with_concurrent_target(1),
-            )
-            .map_err(|e| e.to_string())?;
-        Ok(encoded.into_owned())
+        encode_chunk(
+            &self.encoder,
+            &self.chunks,
+            &region.shape(),
+            data.to_bytes(),
+        )
     }
+}
+
+/// Encodes one chunk of raw C-order bytes over `shape` with `encoder`'s codec chain; a
+/// partial edge chunk is first padded with zeros to the full `chunks` (Zarr stores edge
+/// chunks full size).
+pub(crate) fn encode_chunk(
+    encoder: &ZarrsArray<MemoryStore>,
+    chunks: &[usize],
+    shape: &[usize],
+    raw: Vec<u8>,
+) -> std::result::Result<Vec<u8>, String> {
+    let itemsize = encoder
+        .data_type()
+        .fixed_size()
+        .ok_or("not a fixed-size data type")?;
+    let full = if shape == chunks {
+        raw
+    } else {
+        pad_chunk(&raw, shape, chunks, itemsize)
+    };
+    let chunk_shape: Vec<std::num::NonZeroU64> = chunks
+        .iter()
+        .map(|&c| std::num::NonZeroU64::new(c as u64).ok_or("a chunk length is 0"))
+        .collect::<std::result::Result<_, _>>()?;
+    use zarrs::array::ArrayToBytesCodecTraits;
+    let encoded = encoder
+        .codecs()
+        .encode(
+            ArrayBytes::new_flen(full),
+            &chunk_shape,
+            encoder.data_type(),
+            encoder.fill_value(),
+            &zarrs::array::CodecOptions::default().with_concurrent_target(1),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(encoded.into_owned())
 }
 
 /// Copies a partial edge chunk (`shape`) into a zero-filled full chunk (`chunks`), C order:
 /// Zarr v2 stores edge chunks full size.
-fn pad_chunk(raw: &[u8], shape: &[usize], chunks: &[usize], itemsize: usize) -> Vec<u8> {
+pub(crate) fn pad_chunk(raw: &[u8], shape: &[usize], chunks: &[usize], itemsize: usize) -> Vec<u8> {
     let total: usize = chunks.iter().product::<usize>() * itemsize;
     let mut out = vec![0u8; total];
     let nd = shape.len();
@@ -808,7 +793,7 @@ fn pad_chunk(raw: &[u8], shape: &[usize], chunks: &[usize], itemsize: usize) -> 
     out
 }
 
-fn chunk_key(prefix: &str, index: &[usize]) -> String {
+pub(crate) fn chunk_key(prefix: &str, index: &[usize]) -> String {
     let mut k = String::with_capacity(prefix.len() + 4 * index.len());
     k.push_str(prefix);
     if index.is_empty() {
@@ -822,7 +807,7 @@ fn chunk_key(prefix: &str, index: &[usize]) -> String {
 }
 
 /// A zarrs array (over an unused memory store) whose codec chain encodes our chunks.
-fn zarrs_encoder(zarray: &Json) -> std::result::Result<ZarrsArray<MemoryStore>, String> {
+pub(crate) fn zarrs_encoder(zarray: &Json) -> std::result::Result<ZarrsArray<MemoryStore>, String> {
     let text = json::to_zarr_string(zarray);
     let meta: zarrs::metadata::v2::ArrayMetadataV2 =
         serde_json::from_str(&text).map_err(|e| format!("zarrs cannot read the .zarray: {e}"))?;
