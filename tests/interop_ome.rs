@@ -253,13 +253,11 @@ fn axes_args(axes: &[OmeAxis]) -> Vec<String> {
             .collect::<Vec<_>>()
             .join(",")
     };
+    // `--opt=value`: a value may start with '-' (a negative offset).
     vec![
-        "--expect-axes".into(),
-        spec.join(","),
-        "--expect-scale0".into(),
-        join(&|a| a.scale),
-        "--expect-translation0".into(),
-        join(&|a| a.offset),
+        format!("--expect-axes={}", spec.join(",")),
+        format!("--expect-scale0={}", join(&|a| a.scale)),
+        format!("--expect-translation0={}", join(&|a| a.offset)),
     ]
 }
 
