@@ -5,11 +5,8 @@
 //! retried, permanent ones leave an incomplete store that a resume completes to identical
 //! bytes); zip output.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use lazyspy::io::atomic::{INCOMPLETE_MARKER, Operation, RetryPolicy, StoreOptions};
 use lazyspy::signal::{
@@ -19,8 +16,11 @@ use lazyspy::signal::{
 
 #[path = "support/quirks.rs"]
 mod quirks;
+#[path = "support/store_files.rs"]
+mod store_files;
 use lazyspy::{DType, DynArray, DynLazyArray, ExecConfig, LazyArray};
 use ndarray::ArrayD;
+use store_files::{busy, denied, fault, files, temporaries};
 
 fn exec() -> ExecConfig {
     ExecConfig::default().with_threads(2)
@@ -55,25 +55,6 @@ fn read_back(path: &Path) -> Vec<(Signal, DynArray)> {
             )
         })
         .collect()
-}
-
-/// Every file under `root` as key → bytes.
-fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(p);
-            } else {
-                let key = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                out.insert(key, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -351,42 +332,6 @@ fn bad_chunks_are_refused_before_anything_is_written() {
         assert!(err.to_string().contains("chunks"), "{err}");
         assert!(!path.exists());
     }
-}
-
-/// Fails the `n`-th `op` (counting from 0) with `make()`, `times` times in a row.
-fn fault(
-    op: Operation,
-    n: u64,
-    times: u64,
-    make: fn() -> io::Error,
-) -> Arc<dyn lazyspy::io::atomic::FaultHook> {
-    let seen = Arc::new(AtomicU64::new(0));
-    Arc::new(move |o: Operation, _p: &Path, _c: u64| {
-        if o != op {
-            return None;
-        }
-        let k = seen.fetch_add(1, Ordering::SeqCst);
-        (k >= n && k < n.saturating_add(times)).then(make)
-    })
-}
-
-fn busy() -> io::Error {
-    io::Error::from_raw_os_error(libc_ebusy())
-}
-
-fn libc_ebusy() -> i32 {
-    16 // EBUSY on Linux
-}
-
-fn denied() -> io::Error {
-    io::Error::other("disk on fire")
-}
-
-fn temporaries(root: &Path) -> Vec<String> {
-    files(root)
-        .into_keys()
-        .filter(|k| k.contains("lazyspy-tmp"))
-        .collect()
 }
 
 #[test]

@@ -466,7 +466,7 @@ fn v3_array_doc(
 }
 
 /// Background I/O threads committing chunks, so the engine's workers never wait on `fsync`.
-const COMMIT_THREADS: usize = 2;
+const COMMIT_THREADS: usize = 8;
 
 /// The engine's sink: splits blocks into level-0 chunks, writes them, and drives the fold.
 struct PyramidSink<'a> {
