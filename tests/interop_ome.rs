@@ -319,8 +319,13 @@ fn pyramid(input: &Path, out: &Path, method: &str, version: &str, extra: &[&str]
     out.to_path_buf()
 }
 
-/// The checker options for a pyramid of `input` made by [`pyramid`].
+/// The checker options for a pyramid of `input` made by [`pyramid`]: levels, chunks, level 0
+/// equal to `source`, the axes the contract derives from the input's, and the multiscale's
+/// name (the signal's title, or "image" when it has none).
 fn check_args(input: &Path, source: &Path, method: &str, version: &str) -> Vec<String> {
+    let info = lazyspy_json(&[OsStr::new("info"), OsStr::new("--json"), input.as_os_str()]);
+    let title = info["signals"][0]["title"].as_str().unwrap_or("");
+    let name = if title.is_empty() { "image" } else { title };
     let (axes, _) = info_axes(input);
     let mut v: Vec<String> = [
         "--method",
@@ -338,6 +343,7 @@ fn check_args(input: &Path, source: &Path, method: &str, version: &str) -> Vec<S
     v.push("--source".into());
     v.push(source.display().to_string());
     v.extend(axes_args(&expected_axes(&axes)));
+    v.push(format!("--expect-name={name}"));
     v
 }
 
