@@ -1,4 +1,5 @@
-//! Finding the Python interpreter (HyperSpy 2.5.0 / RosettaSciIO 0.15.0) for interop tests.
+//! Finding the Python interpreters for interop tests: HyperSpy 2.5.0 / RosettaSciIO 0.15.0
+//! ([`require_python`]) and, in a venv of its own, the OME-Zarr stack ([`require_ome_python`]).
 //!
 //! Include it from a test file with
 //!
@@ -86,6 +87,77 @@ pub fn require_python(test_name: &str) -> Option<PathBuf> {
     let msg = format!(
         "{test_name}: no Python with RosettaSciIO: tried {tried}; run `bash .ci/python-venv.sh` \
          (creates $HOME/.cache/lazyspy/venv) or set LAZYSPY_PYTHON"
+    );
+    if ci() {
+        panic!("{msg} (CI=true: interop tests must not be skipped)");
+    }
+    eprintln!("SKIPPED {msg}");
+    None
+}
+
+/// Whether `py` runs and can import the OME-Zarr stack (ome-zarr-models, ome-zarr, zarr 3).
+fn usable_ome(py: &Path) -> bool {
+    Command::new(py)
+        .args([
+            "-c",
+            "import ome_zarr_models, ome_zarr, zarr; assert zarr.__version__.startswith('3.')",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The OME-Zarr candidates in order, with where each came from (for messages).
+fn ome_candidates() -> Vec<(PathBuf, &'static str)> {
+    let mut v = Vec::new();
+    if let Some(p) = std::env::var_os("LAZYSPY_OME_PYTHON").filter(|p| !p.is_empty()) {
+        v.push((PathBuf::from(p), "$LAZYSPY_OME_PYTHON"));
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|p| !p.is_empty()) {
+        v.push((
+            Path::new(&home).join(".cache/lazyspy/ome-venv/bin/python"),
+            "$HOME/.cache/lazyspy/ome-venv",
+        ));
+    }
+    v
+}
+
+/// The Python interpreter for the OME-Zarr interop tests (ome-zarr-models 1.7, ome-zarr 0.18,
+/// zarr-python 3: the venv of `.ci/ome-venv.sh`, a different one from [`python`]'s), or `None`
+/// when no candidate (`$LAZYSPY_OME_PYTHON`, `$HOME/.cache/lazyspy/ome-venv/bin/python`) runs
+/// and imports them. Looked up once per test binary.
+pub fn ome_python() -> Option<PathBuf> {
+    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            ome_candidates()
+                .into_iter()
+                .map(|(p, _)| p)
+                .find(|p| usable_ome(p))
+        })
+        .clone()
+}
+
+/// The OME-Zarr interpreter for the test `test_name`. Panics with a message saying how to get
+/// one when `CI=true` and there is none; otherwise prints a skip note and returns `None`.
+pub fn require_ome_python(test_name: &str) -> Option<PathBuf> {
+    if let Some(p) = ome_python() {
+        return Some(p);
+    }
+    let tried: Vec<String> = ome_candidates()
+        .iter()
+        .map(|(p, from)| format!("{} ({from})", p.display()))
+        .collect();
+    let tried = if tried.is_empty() {
+        "nothing (LAZYSPY_OME_PYTHON and HOME unset)".to_string()
+    } else {
+        tried.join(", ")
+    };
+    let msg = format!(
+        "{test_name}: no Python with ome-zarr-models / ome-zarr / zarr 3: tried {tried}; run \
+         `bash .ci/ome-venv.sh` (creates $HOME/.cache/lazyspy/ome-venv) or set LAZYSPY_OME_PYTHON"
     );
     if ci() {
         panic!("{msg} (CI=true: interop tests must not be skipped)");
