@@ -415,7 +415,8 @@ fn memory_job_child() {
     let config = ExecConfig::default()
         .with_threads(2)
         .with_memory_budget(BUDGET);
-    let report = write_ome_zarr(&out, &signal, &opts, &config).unwrap();
+    let report = write_ome_zarr(&out, &signal, &opts, &config)
+        .unwrap_or_else(|e| panic!("the pyramid write failed: {e}"));
     assert_eq!(report.levels[3].shape, [32, 256, 256]);
     let peak = lazyspy::exec::peak_resident_bytes().expect("VmHWM in /proc/self/status");
     println!("OMEMEM {peak} {}", report.fold_peak_bytes);

@@ -36,7 +36,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 use zarrs::array::{Array as ZarrsArray, ArrayBytes, ArrayMetadata};
@@ -57,7 +56,6 @@ use crate::signal::tree::ArrayDType;
 use crate::signal::zarr::dtype_to_json;
 use crate::signal::zarr_write::{DirKeys, MemKeys, ZarrDirWriter, ZarrKeys, zgroup_doc};
 use crate::signal::{Result, SignalError};
-use parking_lot::RwLock;
 
 /// A numcodecs compressor for the chunks of `data` (spec §5.4).
 #[derive(Clone, Debug, PartialEq)]
@@ -472,9 +470,10 @@ pub fn write_zspy_signals(
                 let sink =
                     ZspyDataSink::new(&store, &file, &data_key, layout, resuming, queue_bytes)?;
                 let stats = data.store(&sink, exec).map_err(compute)?;
-                out.chunks_written += sink.written.load(Ordering::Relaxed);
+                let (written, bytes) = sink.committer.totals();
+                out.chunks_written += written;
                 out.chunks_skipped += stats.chunks_skipped;
-                out.bytes_stored += sink.bytes.load(Ordering::Relaxed);
+                out.bytes_stored += bytes;
                 out.exec = Some(match out.exec.take() {
                     None => stats,
                     Some(prev) => merge_stats(prev, stats),
@@ -669,7 +668,7 @@ fn manifest(signals: &[Signal], opts: &ZspyWriteOptions, layouts: &[Option<DataL
 /// The sink of the data chunks: encodes each with zarrs' codec chain and commits it
 /// through a [`WritePlan`] of the atomic store.
 struct ZspyDataSink {
-    committer: RwLock<Option<Committer>>,
+    committer: Committer,
     store: AtomicDirStore,
     file: String,
     prefix: String,
@@ -678,8 +677,6 @@ struct ZspyDataSink {
     shape: Vec<usize>,
     chunks: Vec<usize>,
     resuming: bool,
-    written: AtomicUsize,
-    bytes: AtomicU64,
 }
 
 /// Background I/O threads committing data chunks, so the engine's workers never wait on
@@ -702,7 +699,7 @@ impl ZspyDataSink {
         let keys: Vec<String> = grid.indices().map(|ix| chunk_key(data_key, &ix)).collect();
         let plan = store.begin_writes(&keys).map_err(store_err(file))?;
         Ok(ZspyDataSink {
-            committer: RwLock::new(Some(Committer::new(plan, COMMIT_THREADS, queue_bytes))),
+            committer: Committer::new(plan, COMMIT_THREADS, queue_bytes),
             store: store.clone(),
             file: file.to_string(),
             prefix: data_key.to_string(),
@@ -711,8 +708,6 @@ impl ZspyDataSink {
             shape: layout.shape.clone(),
             chunks: layout.chunks.clone(),
             resuming,
-            written: AtomicUsize::new(0),
-            bytes: AtomicU64::new(0),
         })
     }
 
@@ -852,25 +847,16 @@ impl ChunkSink for ZspyDataSink {
         let encoded = self
             .encode(region, &data)
             .map_err(|msg| format!("{}: cannot encode chunk '{key}': {msg}", self.file))?;
-        let guard = self.committer.read();
-        let committer = guard
-            .as_ref()
-            .ok_or_else(|| format!("{}: the data sink is finished", self.file))?;
-        committer
+        self.committer
             .submit(key, encoded)
             .map_err(|e| format!("{}: {e}", self.file))?;
         Ok(())
     }
 
     fn finish(&self) -> std::result::Result<(), BoxError> {
-        let Some(committer) = self.committer.write().take() else {
-            return Ok(());
-        };
-        let (count, bytes) = committer
+        self.committer
             .finish()
             .map_err(|e| format!("{}: {e}", self.file))?;
-        self.written.store(count, Ordering::Relaxed);
-        self.bytes.store(bytes, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -16,6 +16,9 @@ use parking_lot::{Condvar, Mutex};
 use super::error::StoreError;
 use super::plan::WritePlan;
 
+/// A key and the value to commit under it.
+type KeyValue = (String, Vec<u8>);
+
 /// Bytes waiting in the queue, with a condition variable to wait for room.
 struct Queued {
     bytes: Mutex<u64>,
@@ -39,8 +42,9 @@ struct Queued {
 /// ```
 pub struct Committer {
     plan: Arc<WritePlan>,
-    sender: Option<Sender<(String, Vec<u8>)>>,
-    threads: Vec<JoinHandle<()>>,
+    /// `None` once finished.
+    sender: Mutex<Option<Sender<KeyValue>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
     queued: Arc<Queued>,
     limit: u64,
     error: Arc<Mutex<Option<StoreError>>>,
@@ -93,8 +97,8 @@ impl Committer {
             .collect();
         Committer {
             plan,
-            sender: Some(sender),
-            threads: handles,
+            sender: Mutex::new(Some(sender)),
+            threads: Mutex::new(handles),
             queued,
             limit: queue_bytes,
             error,
@@ -109,7 +113,7 @@ impl Committer {
     }
 
     /// Queues `value` for `key`, waiting while the queue is full. Fails with the first
-    /// error of an earlier commit.
+    /// error of an earlier commit, or when the committer was finished.
     pub fn submit(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
         let len = value.len() as u64;
         {
@@ -125,18 +129,25 @@ impl Committer {
                 reason: e.to_string(),
             });
         }
-        let sender = self
-            .sender
-            .as_ref()
-            .expect("the committer is open until finish");
-        sender.send((key, value)).map_err(|_| StoreError::Aborted {
-            reason: "the I/O threads stopped".into(),
+        let sender = self.sender.lock().clone();
+        let sent = match sender {
+            Some(sender) => sender
+                .send((key, value))
+                .map_err(|_| "the I/O threads stopped"),
+            None => Err("the committer was finished"),
+        };
+        sent.map_err(|reason| {
+            *self.queued.bytes.lock() -= len;
+            StoreError::Aborted {
+                reason: reason.into(),
+            }
         })
     }
 
     /// Waits until every queued value was written; returns how many values and bytes were
-    /// committed, or the first error.
-    pub fn finish(mut self) -> Result<(usize, u64), StoreError> {
+    /// committed, or the first error. Later submissions fail; calling it again returns the
+    /// same totals (the error only once).
+    pub fn finish(&self) -> Result<(usize, u64), StoreError> {
         self.close();
         if let Some(e) = self.error.lock().take() {
             return Err(e);
@@ -152,9 +163,18 @@ impl Committer {
         self.committed.load(Ordering::Relaxed)
     }
 
-    fn close(&mut self) {
-        self.sender = None;
-        for t in self.threads.drain(..) {
+    /// Values and bytes committed so far.
+    pub fn totals(&self) -> (usize, u64) {
+        (
+            self.committed.load(Ordering::Relaxed),
+            self.committed_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    fn close(&self) {
+        self.sender.lock().take();
+        let threads: Vec<JoinHandle<()>> = self.threads.lock().drain(..).collect();
+        for t in threads {
             let _ = t.join();
         }
     }

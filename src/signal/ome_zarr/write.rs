@@ -36,10 +36,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::ArrayD;
-use parking_lot::RwLock;
 use rayon::prelude::*;
 use zarrs::array::{Array as ZarrsArray, ArrayMetadata};
 use zarrs::storage::store::MemoryStore;
@@ -474,15 +472,13 @@ struct PyramidSink<'a> {
     file: String,
     fold: PyramidFold,
     encoders: Vec<ZarrsArray<MemoryStore>>,
-    committer: RwLock<Option<Committer>>,
+    committer: Committer,
     /// Per level, the chunks stored before this run (resume).
     stored: Option<Vec<Vec<bool>>>,
     /// Per level, the chunks this run must produce (resume).
     needed: Option<Vec<Vec<bool>>>,
     /// The engine's block grid over level 0.
     blocks: ChunkGrid,
-    written: AtomicUsize,
-    bytes: std::sync::atomic::AtomicU64,
 }
 
 impl PyramidSink<'_> {
@@ -506,11 +502,7 @@ impl PyramidSink<'_> {
         let chunks = &self.job.geometry.levels[level].write_chunks;
         let encoded = encode_chunk(&self.encoders[level], chunks, shape, raw)
             .map_err(|m| format!("{}: cannot encode chunk '{key}': {m}", self.file))?;
-        let guard = self.committer.read();
-        let committer = guard
-            .as_ref()
-            .ok_or_else(|| format!("{}: the pyramid sink is finished", self.file))?;
-        committer
+        self.committer
             .submit(key, encoded)
             .map_err(|e| format!("{}: {e}", self.file))?;
         Ok(())
@@ -588,14 +580,9 @@ impl ChunkSink for PyramidSink<'_> {
     }
 
     fn finish(&self) -> std::result::Result<(), BoxError> {
-        let Some(committer) = self.committer.write().take() else {
-            return Ok(());
-        };
-        let (count, bytes) = committer
+        self.committer
             .finish()
             .map_err(|e| format!("{}: {e}", self.file))?;
-        self.written.store(count, Ordering::Relaxed);
-        self.bytes.store(bytes, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -792,12 +779,10 @@ pub fn write_ome_zarr(
         file: file.clone(),
         fold: PyramidFold::new(job.geometry.clone(), job.dtype, needed.clone()),
         encoders,
-        committer: RwLock::new(Some(Committer::new(plan, COMMIT_THREADS, queue_bytes))),
+        committer: Committer::new(plan, COMMIT_THREADS, queue_bytes),
         stored,
         needed,
         blocks: blocks.grid().clone(),
-        written: AtomicUsize::new(0),
-        bytes: Default::default(),
     };
     let stats = blocks.store(&sink, &engine).map_err(compute)?;
     if sink.fold.open_count() != 0 {
@@ -811,8 +796,7 @@ pub fn write_ome_zarr(
             ),
         ));
     }
-    report.chunks_written = sink.written.load(Ordering::Relaxed);
-    report.bytes_stored = sink.bytes.load(Ordering::Relaxed);
+    (report.chunks_written, report.bytes_stored) = sink.committer.totals();
     report.fold_peak_bytes = sink.fold.peak_bytes();
     report.exec = Some(stats);
     for (k, v) in &job.root_docs {
