@@ -219,7 +219,8 @@ impl HspyArraySource {
             if addr == u64::MAX || size == 0 {
                 return Ok(None);
             }
-            let mut buf = vec![0u8; size as usize];
+            // A reused buffer: no zero fill of the whole chunk under the lock.
+            let mut buf = spare_raw_buffer(size as usize);
             let mut mask2 = 0u32;
             // SAFETY: `buf` holds the chunk's stored size.
             let r = unsafe {
@@ -279,7 +280,7 @@ impl HspyArraySource {
                     if n != expected {
                         return Err(format!("inflated to {n} bytes, expected {expected}"));
                     }
-                    data = out;
+                    return_raw_buffer(std::mem::replace(&mut data, out));
                 }
                 2 => {
                     let elem = f
@@ -342,18 +343,40 @@ thread_local! {
     /// One inflate buffer per thread, reused from chunk to chunk: a fresh buffer per chunk
     /// costs a zero fill and page faults (about a tenth of a load's CPU time).
     static SPARE: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+    /// Likewise for the stored (compressed) bytes read from the file.
+    static SPARE_RAW: std::cell::RefCell<Option<Vec<u8>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// A buffer of `len` bytes (contents unspecified: the caller overwrites all of them).
 fn spare_buffer(len: usize) -> Vec<u8> {
-    let mut v = SPARE.with(|s| s.borrow_mut().take()).unwrap_or_default();
-    v.resize(len, 0);
-    v
+    take_spare(&SPARE, len)
 }
 
 /// Hands a buffer back for the next [`spare_buffer`] of this thread.
 fn return_buffer(v: Vec<u8>) {
     SPARE.with(|s| *s.borrow_mut() = Some(v));
+}
+
+/// A buffer of `len` bytes for a chunk's stored bytes (contents unspecified).
+fn spare_raw_buffer(len: usize) -> Vec<u8> {
+    take_spare(&SPARE_RAW, len)
+}
+
+/// Hands a buffer back for the next [`spare_raw_buffer`] of this thread.
+fn return_raw_buffer(v: Vec<u8>) {
+    SPARE_RAW.with(|s| *s.borrow_mut() = Some(v));
+}
+
+/// The buffer in `slot` (or a new one) resized to `len`: only bytes beyond its previous
+/// length are zeroed.
+fn take_spare(
+    slot: &'static std::thread::LocalKey<std::cell::RefCell<Option<Vec<u8>>>>,
+    len: usize,
+) -> Vec<u8> {
+    let mut v = slot.with(|s| s.borrow_mut().take()).unwrap_or_default();
+    v.resize(len, 0);
+    v
 }
 
 /// HDF5's byte shuffle: byte `k` of every element, element after element.
