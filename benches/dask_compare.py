@@ -39,28 +39,10 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_support import REPO, ensure_modules, last_json, run_direct  # noqa: E402
+
 VENV = "/tmp/lazyspy-bench-venv"
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def ensure_dask():
-    try:
-        import dask.array  # noqa: F401
-        import numpy  # noqa: F401
-
-        return
-    except ImportError:
-        pass
-    py = os.path.join(VENV, "bin", "python")
-    if os.path.abspath(sys.executable) == os.path.abspath(py):
-        sys.exit("dask is not importable even inside %s" % VENV)
-    if not os.path.exists(py):
-        print("creating %s ..." % VENV, file=sys.stderr)
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-    subprocess.check_call(
-        [py, "-m", "pip", "install", "-q", "dask[array]", "numpy"]
-    )
-    os.execv(py, [py] + sys.argv)
 
 
 # --------------------------------------------------------------------------------------
@@ -171,15 +153,10 @@ def child_main(job, params):
 def run_child(cmd):
     """Runs `cmd`; returns the last JSON line of its stdout, its ru_maxrss in MiB and its
     user + system CPU seconds (whole process, start-up and imports included)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    out = p.stdout.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise SystemExit("child failed (%d): %s\n%s" % (p.returncode, cmd, out))
-    line = [l for l in out.splitlines() if l.startswith("{")][-1]
-    cpu = round(usage.ru_utime + usage.ru_stime, 2)
-    return json.loads(line), usage.ru_maxrss / 1024.0, cpu  # ru_maxrss: KiB on Linux
+    r = run_direct(cmd, capture_stderr=False)
+    if r["code"] != 0:
+        raise SystemExit("child failed (%d): %s\n%s" % (r["code"], cmd, r["stdout"]))
+    return last_json(r["stdout"]), r["rss_mib"], round(r["cpu"], 2)
 
 
 def build_lazyspy(crate):
@@ -203,7 +180,7 @@ def main():
     ap.add_argument("--overlap-shape", default="32,2048,2048")
     ap.add_argument("--dask-source", choices=["hash", "random"], default="hash")
     ap.add_argument("--budget-mib", type=int, default=256)
-    ap.add_argument("--crate", default=os.path.dirname(HERE))
+    ap.add_argument("--crate", default=REPO)
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--binary", help="a built memory_job example to use instead of building one")
     ap.add_argument("--skip-dask", action="store_true", help="run lazyspy only")
@@ -211,7 +188,9 @@ def main():
     if args.child:
         child_main(args.child[0], json.loads(args.child[1]))
         return
-    ensure_dask()
+    ensure_modules(["dask.array", "numpy"], env_var=None, default=VENV + "/bin/python",
+                   hint="dask is not importable even inside %s" % VENV,
+                   create_with=["dask[array]", "numpy"])
     binary = args.binary or build_lazyspy(args.crate)
     rshape, oshape = dims(args.rechunk_shape), dims(args.overlap_shape)
     jobs = {

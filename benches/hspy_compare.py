@@ -29,8 +29,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_support import HS_VENV_PYTHON, cargo_target_dir, last_json, run_direct, venv_python  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,25 +60,12 @@ print(json.dumps({"op": "load", "seconds": dt, "cpu_seconds": dc,
 """
 
 
-def python_exe():
-    p = os.environ.get("LAZYSPY_PYTHON")
-    if p:
-        return p
-    return str(Path.home() / ".cache/lazyspy/venv/bin/python")
-
-
 def run(cmd):
     """Runs cmd; returns (json line, wall seconds, max RSS MiB of the child)."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out = p.stdout.read()
-    err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    if status != 0:
-        raise RuntimeError(f"{cmd} failed:\n{out}\n{err}")
-    line = [x for x in out.splitlines() if x.startswith("{")][-1]
-    return json.loads(line), wall, ru.ru_maxrss / 1024.0
+    r = run_direct(cmd)
+    if r["code"] != 0:
+        raise RuntimeError(f"{cmd} failed:\n{r['stdout']}\n{r['stderr']}")
+    return last_json(r["stdout"]), r["wall"], r["rss_mib"]
 
 
 def make_data(case, path):
@@ -116,15 +105,14 @@ def main():
                          "are written once without being timed")
     args = ap.parse_args()
     ops = args.ops.split(",")
-    py = python_exe()
+    py = venv_python("LAZYSPY_PYTHON", HS_VENV_PYTHON, must_exist=False)
     if args.binary:
         binary = args.binary
     else:
         subprocess.run(
             ["cargo", "build", "--release", "--example", "hspy_bench"], cwd=REPO, check=True
         )
-        target = os.environ.get("CARGO_TARGET_DIR", str(REPO / "target"))
-        binary = str(Path(target) / "release/examples/hspy_bench")
+        binary = str(Path(cargo_target_dir()) / "release/examples/hspy_bench")
     tmp = Path(args.tmp or tempfile.mkdtemp(prefix="hspy-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
     results = []

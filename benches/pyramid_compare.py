@@ -60,82 +60,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_support import (HS_VENV_PYTHON, OME_VENV_PYTHON, best, cargo_target_dir,  # noqa: E402
+                           ensure_modules, last_json, run_child, stamped_input, venv_python)
 
 SHAPE = (64, 2048, 2048)
 SMALL_SHAPE = (8, 512, 512)
 LEVELS = 4
 CHUNK = 256
-
-
-def ome_python() -> str | None:
-    for p in (os.environ.get("LAZYSPY_OME_PYTHON"),
-              os.path.expanduser("~/.cache/lazyspy/ome-venv/bin/python")):
-        if p and os.access(p, os.X_OK):
-            return p
-    return None
-
-
-def hs_python() -> str | None:
-    for p in (os.environ.get("LAZYSPY_PYTHON"),
-              os.path.expanduser("~/.cache/lazyspy/venv/bin/python")):
-        if p and os.access(p, os.X_OK):
-            return p
-    return None
-
-
-def ensure_ome_venv():
-    try:
-        import ome_zarr  # noqa: F401
-        import zarr
-
-        if zarr.__version__.startswith("3."):
-            return
-    except ImportError:
-        pass
-    py = ome_python()
-    if py is None or os.path.abspath(py) == os.path.abspath(sys.executable):
-        sys.exit("ome-zarr / zarr 3 are not importable: run `bash .ci/ome-venv.sh` first "
-                 "(or set LAZYSPY_OME_PYTHON)")
-    os.execv(py, [py] + sys.argv)
-
-
-# The peak RSS of a child must not include this process's memory (Linux charges the old
-# address space's high-water mark to ru_maxrss at exec), so a tiny isolated launcher forks
-# the measured command and reports its rusage from wait4 (floor: the launcher, ~9 MiB).
-LAUNCHER = r"""
-import json, os, sys, time
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execvp(sys.argv[2], sys.argv[2:])
-    finally:
-        os._exit(127)
-_, status, ru = os.wait4(pid, 0)
-with open(sys.argv[1], "w") as f:
-    json.dump({"wall": time.perf_counter() - t0, "maxrss_kib": ru.ru_maxrss,
-               "cpu": ru.ru_utime + ru.ru_stime, "code": os.waitstatus_to_exitcode(status)}, f)
-"""
-
-
-def run_child(cmd: list[str]) -> dict:
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile(suffix=".json") as rep:
-        r = subprocess.run([sys.executable, "-I", "-S", "-c", LAUNCHER, rep.name, *cmd],
-                           stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        if r.returncode != 0:
-            raise RuntimeError(f"the launcher failed for {cmd}")
-        with open(rep.name) as f:
-            m = json.load(f)
-        out.seek(0)
-        err.seek(0)
-        return {"wall": m["wall"], "rss_mib": m["maxrss_kib"] / 1024.0, "cpu": m["cpu"],
-                "code": m["code"], "stdout": out.read().decode(errors="replace"),
-                "stderr": err.read().decode(errors="replace")}
 
 
 MAKE_INPUT = r"""
@@ -180,37 +113,19 @@ print(json.dumps({"work": time.perf_counter() - t0, "scheduler": str(dask.config
 """
 
 
-def du(path) -> int:
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
-
-
 def make_input(workdir: str, shape) -> str:
-    path = os.path.join(workdir, "input.zspy")
-    stamp = path + ".stamp"
     spec = json.dumps({"shape": shape, "chunks": [1, shape[1], shape[2]], "comp": "lz4-5",
                        "values": "smooth+noise v1"}, sort_keys=True)
-    if os.path.isdir(path) and os.path.exists(stamp) and open(stamp).read() == spec:
-        return path
-    py = hs_python()
-    if py is None:
-        sys.exit("no HyperSpy venv to make the input: run `bash .ci/python-venv.sh` first "
-                 "(or set LAZYSPY_PYTHON)")
-    shutil.rmtree(path, ignore_errors=True)
-    print(f"making input {path} {tuple(shape)} float32 ...", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    r = run_child([py, "-c", MAKE_INPUT, path, json.dumps(list(shape))])
-    if r["code"] != 0:
-        sys.exit(f"making the input failed:\n{r['stderr']}")
-    with open(stamp, "w") as f:
-        f.write(spec)
-    print(f"  made in {time.perf_counter() - t0:.1f} s ({du(path) / 2**20:.0f} MiB on disk)",
-          file=sys.stderr, flush=True)
-    return path
+    path = os.path.join(workdir, "input.zspy")
 
+    def command() -> list[str]:
+        py = venv_python("LAZYSPY_PYTHON", HS_VENV_PYTHON)
+        if py is None:
+            sys.exit("no HyperSpy venv to make the input: run `bash .ci/python-venv.sh` first "
+                     "(or set LAZYSPY_PYTHON)")
+        return [py, "-c", MAKE_INPUT, path, json.dumps(list(shape))]
 
-def best(runs, key):
-    ok = [r for r in runs if r["code"] == 0]
-    return min(ok, key=lambda r: r[key]) if ok else None
+    return stamped_input(path, spec, command, f" {tuple(shape)} float32")
 
 
 def level_arrays(path: str):
@@ -263,8 +178,7 @@ def compare(input_data_path: str, a_path: str, b_path: str, planes: int) -> list
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
-    ap.add_argument("--lazyspy", default=os.path.join(target, "release", "lazyspy"))
+    ap.add_argument("--lazyspy", default=os.path.join(cargo_target_dir(), "release", "lazyspy"))
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--memory-limit", default="256MiB", help="passed to lazyspy")
     ap.add_argument("--threads", type=int, default=None, help="passed to lazyspy")
@@ -278,7 +192,10 @@ def main():
     ap.add_argument("--skip-lazyspy", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the outputs")
     args = ap.parse_args()
-    ensure_ome_venv()
+    ensure_modules(["ome_zarr", "zarr"], versions={"zarr": "3."}, env_var="LAZYSPY_OME_PYTHON",
+                   default=OME_VENV_PYTHON,
+                   hint="ome-zarr / zarr 3 are not importable: run `bash .ci/ome-venv.sh` "
+                        "first (or set LAZYSPY_OME_PYTHON)")
     shape = SMALL_SHAPE if args.small else SHAPE
     if args.small:
         args.workdir = args.workdir.rstrip("/") + "-small"
@@ -309,7 +226,7 @@ def main():
             r = run_child([sys.executable, "-c", OME_ZARR_PY, data_path, out_ozp,
                            str(LEVELS), str(CHUNK)])
             if r["code"] == 0:
-                r.update(json.loads(r["stdout"].strip().splitlines()[-1]))
+                r.update(last_json(r["stdout"]))
             else:
                 print(f"ome-zarr-py failed:\n{r['stderr'][-3000:]}", file=sys.stderr)
             results["ome-zarr-py"].append(r)

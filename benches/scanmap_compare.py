@@ -49,31 +49,11 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CRATE = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_support import HS_VENV_PYTHON, REPO as CRATE, cargo_target_dir, ensure_modules, run_direct  # noqa: E402
+
 SIGMA = 10.0
 RADIUS = int(4.0 * SIGMA + 0.5)  # scipy: int(truncate * sigma + 0.5)
-
-
-def ensure_python():
-    try:
-        import dask.array  # noqa: F401
-        import numcodecs  # noqa: F401
-        import numpy  # noqa: F401
-        import scipy.ndimage  # noqa: F401
-        import tifffile  # noqa: F401
-        import zarr  # noqa: F401
-
-        return
-    except ImportError as e:
-        missing = str(e)
-    for py in (os.environ.get("LAZYSPY_PYTHON"),
-               os.path.expanduser("~/.cache/lazyspy/venv/bin/python")):
-        if py and os.path.exists(py) and not os.environ.get("_SCANMAP_REEXEC"):
-            os.environ["_SCANMAP_REEXEC"] = "1"
-            os.execv(py, [py] + sys.argv)
-    sys.exit("needs numpy, scipy, dask, tifffile, zarr and numcodecs (%s); set LAZYSPY_PYTHON"
-             % missing)
 
 
 def natural_key(s):
@@ -150,19 +130,6 @@ def prepare_inputs(args):
 # Children
 
 
-def run_child(cmd, env=None):
-    """Runs cmd, returns (returncode, wall_s, cpu_s, maxrss_mib, stdout, stderr)."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    # Read the pipes before reaping, so the child never blocks on a full pipe.
-    out, err = p.stdout.read(), p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return (p.returncode, wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0,
-            out.decode(errors="replace"), err.decode(errors="replace"))
-
-
 def dask_child(folder, out):
     """The dask side (runs in its own process): prints a JSON line with compute_s."""
     import dask
@@ -221,8 +188,7 @@ def compare(lazy_out, dask_out, shape):
 
 
 def default_binary():
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(CRATE, "target"))
-    return os.path.join(target, "release", "lazyspy")
+    return os.path.join(cargo_target_dir(), "release", "lazyspy")
 
 
 def main():
@@ -239,7 +205,9 @@ def main():
     ap.add_argument("--keep-outputs", action="store_true")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    ensure_python()
+    ensure_modules(["dask.array", "numcodecs", "numpy", "scipy.ndimage", "tifffile", "zarr"],
+                   env_var="LAZYSPY_PYTHON", default=HS_VENV_PYTHON,
+                   hint="needs numpy, scipy, dask, tifffile, zarr and numcodecs; set LAZYSPY_PYTHON")
     if args.child:
         dask_child(*args.child)
         return
@@ -271,7 +239,9 @@ def main():
                        os.path.join(folder, "*.tif"), out]
             else:
                 cmd = [sys.executable, os.path.abspath(__file__), "--child", folder, out]
-            rc, wall, cpu, rss, so, se = run_child(cmd)
+            c = run_direct(cmd)
+            rc, wall, cpu, rss, so, se = (c["code"], c["wall"], c["cpu"], c["rss_mib"],
+                                          c["stdout"], c["stderr"])
             if rc != 0:
                 sys.exit("%s failed (exit %d): %s\n%s" % (engine, rc, " ".join(cmd), se.strip()[-2000:]))
             r = {"job_s": wall, "cpu_s": cpu, "peak_rss_mib": rss}

@@ -49,17 +49,14 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 import warnings
 
-warnings.filterwarnings("ignore", category=FutureWarning)  # zarr 2.18 deprecation notes
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_support import (HS_VENV_PYTHON, best, cargo_target_dir, du, ensure_modules,  # noqa: E402
+                           last_json, remove, run_child, stamped_input)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+warnings.filterwarnings("ignore", category=FutureWarning)  # zarr 2.18 deprecation notes
 
 CASES = {
     "f32": {"shape": (64, 64, 128, 128), "dtype": "float32"},
@@ -67,77 +64,6 @@ CASES = {
 }
 # Chunks of the generating dask array (and so of the input file): 16 MiB or less.
 GEN_CHUNKS = {"f32": (8, 8, 128, 128), "u16": (8, 16, 128, 128)}
-
-
-def venv_python() -> str | None:
-    for p in (os.environ.get("LAZYSPY_PYTHON"),
-              os.path.expanduser("~/.cache/lazyspy/venv/bin/python")):
-        if p and os.access(p, os.X_OK):
-            return p
-    return None
-
-
-def ensure_hyperspy():
-    try:
-        import hyperspy  # noqa: F401
-        import zarr  # noqa: F401
-
-        return
-    except ImportError:
-        pass
-    py = venv_python()
-    if py is None or os.path.abspath(py) == os.path.abspath(sys.executable):
-        sys.exit("HyperSpy is not importable: run `bash .ci/python-venv.sh` first "
-                 "(or set LAZYSPY_PYTHON)")
-    os.execv(py, [py] + sys.argv)
-
-
-# --------------------------------------------------------------------------------------------
-# Child processes
-
-
-# The peak RSS of a child must not include this process's memory: a child forked (or
-# vforked) from here is charged with our resident set when it execs (Linux accounts the old
-# address space's high-water mark into ru_maxrss at exec). So a tiny launcher, an isolated
-# Python without site packages (about 9 MiB), forks the measured command and reports its
-# rusage from wait4; the floor of any measurement is the launcher's own size.
-LAUNCHER = r"""
-import json, os, sys, time
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execvp(sys.argv[2], sys.argv[2:])
-    finally:
-        os._exit(127)
-_, status, ru = os.wait4(pid, 0)
-with open(sys.argv[1], "w") as f:
-    json.dump({"wall": time.perf_counter() - t0, "maxrss_kib": ru.ru_maxrss,
-               "cpu": ru.ru_utime + ru.ru_stime, "code": os.waitstatus_to_exitcode(status)}, f)
-"""
-
-
-def run_child(cmd: list[str], env=None) -> dict:
-    """Runs `cmd` through the launcher; returns wall time, peak RSS (MiB), CPU seconds, exit
-    status and output."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile(suffix=".json") as rep:
-        r = subprocess.run([sys.executable, "-I", "-S", "-c", LAUNCHER, rep.name, *cmd],
-                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
-        if r.returncode != 0:
-            raise RuntimeError(f"the launcher failed for {cmd}")
-        with open(rep.name) as f:
-            m = json.load(f)
-        out.seek(0)
-        err.seek(0)
-        return {
-            "wall": m["wall"],
-            "rss_mib": m["maxrss_kib"] / 1024.0,  # KiB on Linux
-            "cpu": m["cpu"],
-            "code": m["code"],
-            "stdout": out.read().decode(errors="replace"),
-            "stderr": err.read().decode(errors="replace"),
-        }
 
 
 HS_WRITE = r"""
@@ -201,42 +127,12 @@ def input_path(workdir, case, comp):
 
 
 def make_input(py, workdir, case, comp) -> str:
-    path = input_path(workdir, case, comp)
-    stamp = path + ".stamp"
     spec = json.dumps({"case": CASES[case], "gen_chunks": GEN_CHUNKS[case], "comp": comp,
                        "version": 1}, sort_keys=True)
-    if os.path.isdir(path) and os.path.exists(stamp) and open(stamp).read() == spec:
-        return path
-    shutil.rmtree(path, ignore_errors=True)
-    print(f"making input {path} ...", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    r = run_child([py, "-c", MAKE_INPUT, path, CASES[case]["dtype"],
-                   json.dumps(CASES[case]["shape"]), json.dumps(GEN_CHUNKS[case]), comp])
-    if r["code"] != 0:
-        sys.exit(f"making the input failed:\n{r['stderr']}")
-    with open(stamp, "w") as f:
-        f.write(spec)
-    print(f"  made in {time.perf_counter() - t0:.1f} s ({du(path) / 2**20:.0f} MiB on disk)",
-          file=sys.stderr, flush=True)
-    return path
-
-
-def du(path) -> int:
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
-
-
-def remove(path):
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    elif os.path.exists(path):
-        os.remove(path)
-
-
-def best(runs, key):
-    ok = [r for r in runs if r["code"] == 0]
-    return min(ok, key=lambda r: r[key]) if ok else None
+    path = input_path(workdir, case, comp)
+    return stamped_input(path, spec, lambda: [
+        py, "-c", MAKE_INPUT, path, CASES[case]["dtype"], json.dumps(CASES[case]["shape"]),
+        json.dumps(GEN_CHUNKS[case]), comp], "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,10 +168,18 @@ def digest(path):
 # --------------------------------------------------------------------------------------------
 
 
+def print_run(case: str, key: str, i: int, r: dict) -> None:
+    """One progress line (stderr) for run ``i`` of job ``key``, and its error if it failed."""
+    print(f"  {case} {key} run {i + 1}: exit {r['code']}, {r['wall']:.2f} s wall"
+          f"{', %.2f s work' % r['work'] if 'work' in r else ''}, "
+          f"{r['rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
+    if r["code"] != 0:
+        print("    " + (r["stderr"].strip().splitlines() or ["?"])[-1], file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
-    ap.add_argument("--lazyspy", default=os.path.join(target, "release", "lazyspy"))
+    ap.add_argument("--lazyspy", default=os.path.join(cargo_target_dir(), "release", "lazyspy"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cases", default="f32,u16")
     ap.add_argument("--memory-limit", default=None, help="passed to lazyspy, e.g. 2GiB")
@@ -290,7 +194,9 @@ def main():
         for c in CASES.values():
             c["shape"] = (c["shape"][0] // 8, c["shape"][1] // 8) + tuple(c["shape"][2:])
         args.workdir = args.workdir.rstrip("/") + "-small"
-    ensure_hyperspy()
+    ensure_modules(["hyperspy", "zarr"], env_var="LAZYSPY_PYTHON", default=HS_VENV_PYTHON,
+                   hint="HyperSpy is not importable: run `bash .ci/python-venv.sh` first "
+                        "(or set LAZYSPY_PYTHON)")
     py = sys.executable
     os.makedirs(args.workdir, exist_ok=True)
     lz = os.path.abspath(args.lazyspy)
@@ -326,14 +232,9 @@ def main():
                 remove(out)
                 r = run_child(cmd)
                 if key.startswith("hs") and r["code"] == 0:
-                    r["work"] = json.loads(r["stdout"].strip().splitlines()[-1])["work"]
+                    r["work"] = last_json(r["stdout"])["work"]
                 runs[key].append(r)
-                print(f"  {case} {key} run {i + 1}: exit {r['code']}, {r['wall']:.2f} s wall"
-                      f"{', %.2f s work' % r['work'] if 'work' in r else ''}, "
-                      f"{r['rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
-                if r["code"] != 0:
-                    print("    " + (r["stderr"].strip().splitlines() or ["?"])[-1],
-                          file=sys.stderr)
+                print_run(case, key, i, r)
             for key, cmd in (
                 ("hs_read", [py, "-c", HS_READ, out_hs]),
                 ("lz_read", [lz, *glob, "stats", out_lz, "--json"]),
@@ -344,7 +245,7 @@ def main():
                 r = run_child(cmd)
                 if r["code"] == 0:
                     if key == "hs_read":
-                        last = json.loads(r["stdout"].strip().splitlines()[-1])
+                        last = last_json(r["stdout"])
                         r["work"], r["sum"] = last["work"], last["sum"]
                     else:
                         try:
@@ -354,12 +255,7 @@ def main():
                         except (ValueError, KeyError, IndexError) as e:
                             r["parse_error"] = str(e)
                 runs[key].append(r)
-                print(f"  {case} {key} run {i + 1}: exit {r['code']}, {r['wall']:.2f} s wall"
-                      f"{', %.2f s work' % r['work'] if 'work' in r else ''}, "
-                      f"{r['rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
-                if r["code"] != 0:
-                    print("    " + (r["stderr"].strip().splitlines() or ["?"])[-1],
-                          file=sys.stderr)
+                print_run(case, key, i, r)
 
         res = {"shape": CASES[case]["shape"], "dtype": CASES[case]["dtype"],
                "input_bytes_on_disk": du(src), "runs": runs}
