@@ -15,10 +15,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ndarray::{ArrayD, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayViewD, IxDyn, Slice};
 use parking_lot::Mutex;
 
-use crate::dtype::DType;
+use crate::dtype::{DType, Element};
+use crate::dynarray::DynArray;
 use crate::error::BoxError;
 use crate::filters::{GaussianParams, downsample_mean, gaussian_filter, gaussian_radius};
 use crate::grid::{ChunkGrid, Region};
@@ -296,7 +297,7 @@ pub trait LevelOutput: Send + Sync {
         level: usize,
         index: &[usize],
         region: &Region,
-        values: &ArrayD<f64>,
+        values: ArrayViewD<'_, f64>,
     ) -> Result<(), BoxError>;
 }
 
@@ -362,14 +363,14 @@ impl PyramidFold {
         }
     }
 
-    /// Folds the finished write chunk `index` of `level` (`values`, rounded to the dtype,
-    /// over `region`) into the levels above; every level chunk that this completes is
-    /// emitted to `out` and folded further.
+    /// Folds the finished write chunk of `level` over `region` (`values`, of the data's
+    /// dtype or float64, already rounded to the dtype) into the levels above; every level
+    /// chunk that this completes is emitted to `out` and folded further.
     pub fn push(
         &self,
         level: usize,
         region: &Region,
-        values: &ArrayD<f64>,
+        values: &DynArray,
         out: &dyn LevelOutput,
     ) -> Result<(), BoxError> {
         let up = level + 1;
@@ -394,6 +395,8 @@ impl PyramidFold {
                     })
                     .clone()
             };
+            // The complete accumulator's contents, taken out under its lock (another
+            // contributor may still hold a reference to the emptied accumulator).
             let complete = {
                 let mut a = acc.lock();
                 let Some(common) = a.source.intersect(region) else {
@@ -401,20 +404,27 @@ impl PyramidFold {
                 };
                 let into = common.relative_to(&a.source.start);
                 let from = common.relative_to(&region.start);
-                slice_mut(&mut a.buffer, &into).assign(&slice(values, &from));
+                let mut dst = slice_mut(&mut a.buffer, &into);
+                crate::with_dyn!(values, v, T => {
+                    let src = slice_view(v.view(), &from);
+                    dst.zip_mut_with(&src, |d, s: &T| *d = s.cast::<f64>());
+                });
                 a.received += 1;
-                a.received == a.expected
+                (a.received == a.expected).then(|| {
+                    let buffer = std::mem::replace(&mut a.buffer, ArrayD::zeros(IxDyn(&[0])));
+                    (buffer, a.source.clone())
+                })
             };
-            if complete {
+            if let Some((buffer, source)) = complete {
                 self.open[up].lock().remove(&target);
-                let acc = Arc::try_unwrap(acc)
-                    .map_err(|_| "an accumulator was still shared when it completed")?
-                    .into_inner();
                 self.open_bytes
-                    .fetch_sub((acc.source.len() * 8) as u64, Ordering::Relaxed);
+                    .fetch_sub((source.len() * 8) as u64, Ordering::Relaxed);
                 let chunk_region = self.geometry.levels[up].grid.chunk_region(&target);
-                let reduced = self.reduce(up, &acc, &chunk_region)?;
-                out.emit(up, &target, &chunk_region, &reduced)?;
+                let reduced = self.reduce(up, &buffer, &source, &chunk_region)?;
+                drop(buffer);
+                let reduced = DynArray::from_array(reduced);
+                let view = f64::view_dyn(&reduced).ok_or("a reduced level chunk is not float64")?;
+                out.emit(up, &target, &chunk_region, view.view())?;
                 self.push(up, &chunk_region, &reduced, out)?;
             }
         }
@@ -425,17 +435,21 @@ impl PyramidFold {
     fn reduce(
         &self,
         level: usize,
-        acc: &Accumulator,
+        buffer: &ArrayD<f64>,
+        source: &Region,
         region: &Region,
     ) -> Result<ArrayD<f64>, BoxError> {
         let g = &self.geometry;
         let ndim = region.ndim();
         let reduced = match g.method {
+            PyramidMethod::Mean if g.downsampled == [ndim - 2, ndim - 1] => {
+                mean_of_pairs_in_plane(buffer)
+            }
             PyramidMethod::Mean => {
                 let factors: Vec<usize> = (0..ndim)
                     .map(|a| if g.is_downsampled(a) { 2 } else { 1 })
                     .collect();
-                downsample_mean(acc.buffer.view(), &factors)?
+                downsample_mean(buffer.view(), &factors)?
             }
             PyramidMethod::Nearest | PyramidMethod::Gaussian => {
                 let smoothed;
@@ -444,15 +458,15 @@ impl PyramidFold {
                         vec![GAUSSIAN_SIGMA; g.downsampled.len()],
                         g.downsampled.clone(),
                     );
-                    smoothed = gaussian_filter(acc.buffer.view(), &p)?;
+                    smoothed = gaussian_filter(buffer.view(), &p)?;
                     &smoothed
                 } else {
-                    &acc.buffer
+                    buffer
                 };
                 let mut view = base.view();
                 for a in 0..ndim {
                     if g.is_downsampled(a) {
-                        let first = 2 * region.start[a] - acc.source.start[a];
+                        let first = 2 * region.start[a] - source.start[a];
                         let n = region.stop[a] - region.start[a];
                         view.slice_axis_inplace(
                             ndarray::Axis(a),
@@ -476,6 +490,51 @@ impl PyramidFold {
     }
 }
 
+/// The means of 2 x 2 blocks over the last two axes of a C-ordered `buffer` (a trailing
+/// block of one row or column averages the samples present): the same values, in the same
+/// order of operations, as [`downsample_mean`] with factors `[1, .., 1, 2, 2]`, without
+/// its intermediate copies.
+fn mean_of_pairs_in_plane(buffer: &ArrayD<f64>) -> ArrayD<f64> {
+    let shape = buffer.shape();
+    let nd = shape.len();
+    let (h, w) = (shape[nd - 2], shape[nd - 1]);
+    let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+    let mut out_shape = shape.to_vec();
+    out_shape[nd - 2] = oh;
+    out_shape[nd - 1] = ow;
+    let planes: usize = shape[..nd - 2].iter().product();
+    let input = buffer.as_standard_layout();
+    let input = input.as_slice().expect("standard layout");
+    let mut out = Vec::with_capacity(planes * oh * ow);
+    let mut column_means = vec![0.0f64; w];
+    for plane in input.chunks_exact(h * w.max(1)).take(planes) {
+        for i in 0..oh {
+            let top = &plane[2 * i * w..(2 * i + 1) * w];
+            if 2 * i + 1 < h {
+                let bottom = &plane[(2 * i + 1) * w..(2 * i + 2) * w];
+                for ((m, a), b) in column_means.iter_mut().zip(top).zip(bottom) {
+                    *m = (a + b) / 2.0;
+                }
+            } else {
+                column_means.copy_from_slice(top);
+            }
+            let pairs = column_means.chunks_exact(2);
+            let last = pairs.remainder().first().copied();
+            out.extend(pairs.map(|p| (p[0] + p[1]) / 2.0));
+            out.extend(last);
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&out_shape), out).expect("the output shape holds its values")
+}
+
+fn slice_view<'a, T>(mut v: ArrayViewD<'a, T>, r: &Region) -> ArrayViewD<'a, T> {
+    for ax in 0..r.ndim() {
+        v.slice_axis_inplace(ndarray::Axis(ax), Slice::from(r.start[ax]..r.stop[ax]));
+    }
+    v
+}
+
+#[cfg(test)]
 fn slice<'a>(a: &'a ArrayD<f64>, r: &Region) -> ndarray::ArrayViewD<'a, f64> {
     let mut v = a.view();
     for ax in 0..r.ndim() {
@@ -508,10 +567,10 @@ mod tests {
             level: usize,
             _index: &[usize],
             region: &Region,
-            values: &ArrayD<f64>,
+            values: ArrayViewD<'_, f64>,
         ) -> Result<(), BoxError> {
             let mut l = self.levels[level].lock();
-            slice_mut(&mut l, region).assign(values);
+            slice_mut(&mut l, region).assign(&values);
             Ok(())
         }
     }
@@ -538,8 +597,8 @@ mod tests {
         for ix in indices {
             let r = g.levels[0].grid.chunk_region(&ix);
             let v = slice(input, &r).to_owned();
-            out.emit(0, &ix, &r, &v).unwrap();
-            fold.push(0, &r, &v, &out).unwrap();
+            out.emit(0, &ix, &r, v.view()).unwrap();
+            fold.push(0, &r, &DynArray::from_array(v), &out).unwrap();
         }
         assert_eq!(fold.open_count(), 0);
         out.levels.into_iter().map(|m| m.into_inner()).collect()
@@ -688,7 +747,8 @@ mod tests {
         };
         for ix in g.levels[0].grid.indices() {
             let r = g.levels[0].grid.chunk_region(&ix);
-            fold.push(0, &r, &slice(&x, &r).to_owned(), &out).unwrap();
+            let v = DynArray::from_array(slice(&x, &r).to_owned());
+            fold.push(0, &r, &v, &out).unwrap();
         }
         assert_eq!(fold.open_count(), 0);
         let level1 = out.levels[1].lock();

@@ -37,7 +37,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ndarray::ArrayD;
+use ndarray::ArrayViewD;
 use rayon::prelude::*;
 use zarrs::array::{Array as ZarrsArray, ArrayMetadata};
 use zarrs::storage::store::MemoryStore;
@@ -46,7 +46,7 @@ use super::ngff::{
     LevelTransform, OmeAxis, OmeVersion, multiscale_json, ome_axes, root_attributes,
 };
 use super::pyramid::{LevelOutput, PyramidFold, PyramidGeometry, PyramidMethod, cartesian};
-use crate::dtype::DType;
+use crate::dtype::{DType, Element};
 use crate::dynarray::DynArray;
 use crate::error::BoxError;
 use crate::exec::{ExecConfig, ExecStats};
@@ -515,13 +515,16 @@ impl LevelOutput for PyramidSink<'_> {
         level: usize,
         index: &[usize],
         region: &Region,
-        values: &ArrayD<f64>,
+        values: ArrayViewD<'_, f64>,
     ) -> std::result::Result<(), BoxError> {
         if self.is_stored(level, index) {
             return Ok(());
         }
-        let typed = DynArray::from_array(values.clone()).cast(self.job.dtype);
-        self.commit(level, index, &region.shape(), typed.to_bytes())
+        // The values are already rounded to the dtype: the cast is exact.
+        let raw = crate::with_dtype!(self.job.dtype, T => {
+            DynArray::from_array(values.mapv(|x| x.cast::<T>())).to_bytes()
+        });
+        self.commit(level, index, &region.shape(), raw)
     }
 }
 
@@ -572,8 +575,7 @@ impl ChunkSink for PyramidSink<'_> {
             let part = data.slice_region(&within, None);
             self.commit(0, &index, &chunk.shape(), part.to_bytes())?;
             if self.job.geometry.levels.len() > 1 {
-                let values = part.cast_to::<f64>().into_owned();
-                self.fold.push(0, &chunk, &values, self)?;
+                self.fold.push(0, &chunk, &part, self)?;
             }
         }
         Ok(())
