@@ -561,6 +561,19 @@ mod tests {
         levels: Vec<Mutex<ArrayD<f64>>>,
     }
 
+    impl Collect {
+        /// Every level of `g`, NaN until emitted.
+        fn nan(g: &PyramidGeometry) -> Collect {
+            Collect {
+                levels: g
+                    .levels
+                    .iter()
+                    .map(|l| Mutex::new(ArrayD::from_elem(IxDyn(&l.shape), f64::NAN)))
+                    .collect(),
+            }
+        }
+    }
+
     impl LevelOutput for Collect {
         fn emit(
             &self,
@@ -583,13 +596,7 @@ mod tests {
         dtype: DType,
     ) -> Vec<ArrayD<f64>> {
         let g = PyramidGeometry::plan(input.shape(), down, chunk, None, Some(4), method).unwrap();
-        let out = Collect {
-            levels: g
-                .levels
-                .iter()
-                .map(|l| Mutex::new(ArrayD::from_elem(IxDyn(&l.shape), f64::NAN)))
-                .collect(),
-        };
+        let out = Collect::nan(&g);
         let fold = PyramidFold::new(g.clone(), dtype, None);
         // Level 0 in reverse chunk order: completion must not depend on the order.
         let mut indices: Vec<Vec<usize>> = g.levels[0].grid.indices().collect();
@@ -738,13 +745,7 @@ mod tests {
         needed[1][0] = false;
         needed[2][0] = false;
         let fold = PyramidFold::new(g.clone(), DType::F64, Some(needed));
-        let out = Collect {
-            levels: g
-                .levels
-                .iter()
-                .map(|l| Mutex::new(ArrayD::from_elem(IxDyn(&l.shape), f64::NAN)))
-                .collect(),
-        };
+        let out = Collect::nan(&g);
         for ix in g.levels[0].grid.indices() {
             let r = g.levels[0].grid.chunk_region(&ix);
             let v = DynArray::from_array(slice(&x, &r).to_owned());
