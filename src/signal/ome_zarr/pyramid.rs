@@ -306,7 +306,9 @@ type OpenChunks = HashMap<Vec<usize>, Arc<Mutex<Accumulator>>>;
 
 /// A level chunk in the making: its source region, filled as chunks arrive.
 struct Accumulator {
+    /// The level-below region it is made from.
     source: Region,
+    /// The source region's values, or (reducing on arrival) the output chunk's.
     buffer: ArrayD<f64>,
     received: usize,
     expected: usize,
@@ -322,6 +324,10 @@ pub struct PyramidFold {
     needed: Option<Vec<Vec<bool>>>,
     open_bytes: AtomicU64,
     peak_bytes: AtomicU64,
+    /// Whether every 2-sample block lies inside one chunk of its level (chunk boundaries
+    /// even along the downsampled axes) and the method needs no halo: then each arriving
+    /// chunk is reduced at once and an accumulator holds only its output chunk.
+    reduce_on_arrival: bool,
 }
 
 impl PyramidFold {
@@ -331,7 +337,14 @@ impl PyramidFold {
         let open = (0..geometry.levels.len())
             .map(|_| Mutex::new(HashMap::new()))
             .collect();
+        let even_blocks = geometry.levels.iter().all(|l| {
+            geometry
+                .downsampled
+                .iter()
+                .all(|&a| l.write_chunks[a] % 2 == 0 || l.grid.axis_chunks(a).len() == 1)
+        });
         PyramidFold {
+            reduce_on_arrival: even_blocks && geometry.method != PyramidMethod::Gaussian,
             geometry,
             dtype,
             open,
@@ -383,11 +396,12 @@ impl PyramidFold {
                 open.entry(target.clone())
                     .or_insert_with(|| {
                         let source = self.geometry.source_region(up, &target);
-                        let bytes = (source.len() * 8) as u64;
+                        let held = self.held_shape(up, &target, &source);
+                        let bytes = (held.iter().product::<usize>() * 8) as u64;
                         let now = self.open_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
                         self.peak_bytes.fetch_max(now, Ordering::Relaxed);
                         Arc::new(Mutex::new(Accumulator {
-                            buffer: ArrayD::zeros(IxDyn(&source.shape())),
+                            buffer: ArrayD::zeros(IxDyn(&held)),
                             expected: self.geometry.contributions(up, &target),
                             source,
                             received: 0,
@@ -402,13 +416,37 @@ impl PyramidFold {
                 let Some(common) = a.source.intersect(region) else {
                     continue;
                 };
-                let into = common.relative_to(&a.source.start);
                 let from = common.relative_to(&region.start);
-                let mut dst = slice_mut(&mut a.buffer, &into);
-                crate::with_dyn!(values, v, T => {
-                    let src = slice_view(v.view(), &from);
-                    dst.zip_mut_with(&src, |d, s: &T| *d = s.cast::<f64>());
-                });
+                if self.reduce_on_arrival {
+                    let part: ArrayD<f64> = crate::with_dyn!(values, v, T => {
+                        slice_view(v.view(), &from).mapv(|s: T| s.cast::<f64>())
+                    });
+                    let reduced = self.reduce_blocks(&part)?;
+                    let target_start = self.geometry.levels[up].grid.chunk_region(&target).start;
+                    let start: Vec<usize> = (0..common.ndim())
+                        .map(|d| {
+                            let s = if self.geometry.is_downsampled(d) {
+                                common.start[d] / 2
+                            } else {
+                                common.start[d]
+                            };
+                            s - target_start[d]
+                        })
+                        .collect();
+                    let stop = start
+                        .iter()
+                        .zip(reduced.shape())
+                        .map(|(s, n)| s + n)
+                        .collect();
+                    slice_mut(&mut a.buffer, &Region::new(start, stop)).assign(&reduced);
+                } else {
+                    let into = common.relative_to(&a.source.start);
+                    let mut dst = slice_mut(&mut a.buffer, &into);
+                    crate::with_dyn!(values, v, T => {
+                        let src = slice_view(v.view(), &from);
+                        dst.zip_mut_with(&src, |d, s: &T| *d = s.cast::<f64>());
+                    });
+                }
                 a.received += 1;
                 (a.received == a.expected).then(|| {
                     let buffer = std::mem::replace(&mut a.buffer, ArrayD::zeros(IxDyn(&[0])));
@@ -418,10 +456,16 @@ impl PyramidFold {
             if let Some((buffer, source)) = complete {
                 self.open[up].lock().remove(&target);
                 self.open_bytes
-                    .fetch_sub((source.len() * 8) as u64, Ordering::Relaxed);
+                    .fetch_sub((buffer.len() * 8) as u64, Ordering::Relaxed);
                 let chunk_region = self.geometry.levels[up].grid.chunk_region(&target);
-                let reduced = self.reduce(up, &buffer, &source, &chunk_region)?;
-                drop(buffer);
+                let reduced = if self.reduce_on_arrival {
+                    let dtype = self.dtype;
+                    buffer.mapv_into(|x| quantize(dtype, x))
+                } else {
+                    let reduced = self.reduce(up, &buffer, &source, &chunk_region)?;
+                    drop(buffer);
+                    reduced
+                };
                 let reduced = DynArray::from_array(reduced);
                 let view = f64::view_dyn(&reduced).ok_or("a reduced level chunk is not float64")?;
                 out.emit(up, &target, &chunk_region, view.view())?;
@@ -429,6 +473,57 @@ impl PyramidFold {
             }
         }
         Ok(())
+    }
+
+    /// An estimate of the accumulators' memory at its highest: per level above 0, two rows
+    /// of chunks across the plane plus two per worker.
+    pub fn reserve_bytes(&self, threads: usize) -> u64 {
+        let g = &self.geometry;
+        (1..g.levels.len())
+            .map(|k| {
+                let level = &g.levels[k];
+                let grid = level.grid.grid_shape();
+                let row: usize = g.downsampled[1..].iter().map(|&a| grid[a]).product();
+                let open = (2 * row + 2 * threads).min(level.grid.num_chunks()) as u64;
+                let first = vec![0; level.shape.len()];
+                let held = self.held_shape(k, &first, &g.source_region(k, &first));
+                open * held.iter().product::<usize>() as u64 * 8
+            })
+            .sum()
+    }
+
+    /// The shape an accumulator of the write chunk `index` of `level` holds.
+    fn held_shape(&self, level: usize, index: &[usize], source: &Region) -> Vec<usize> {
+        if self.reduce_on_arrival {
+            self.geometry.levels[level].grid.chunk_shape(index)
+        } else {
+            source.shape()
+        }
+    }
+
+    /// Mean or nearest of whole 2-sample blocks of `part` (starting on a block; a trailing
+    /// odd sample is the level's last and forms a block of its own).
+    fn reduce_blocks(&self, part: &ArrayD<f64>) -> Result<ArrayD<f64>, BoxError> {
+        let g = &self.geometry;
+        let ndim = part.ndim();
+        Ok(match g.method {
+            PyramidMethod::Mean if g.downsampled == [ndim - 2, ndim - 1] => {
+                mean_of_pairs_in_plane(part)
+            }
+            PyramidMethod::Mean => {
+                let factors: Vec<usize> = (0..ndim)
+                    .map(|a| if g.is_downsampled(a) { 2 } else { 1 })
+                    .collect();
+                downsample_mean(part.view(), &factors)?
+            }
+            PyramidMethod::Nearest | PyramidMethod::Gaussian => {
+                let mut view = part.view();
+                for &a in &g.downsampled {
+                    view.slice_axis_inplace(ndarray::Axis(a), Slice::new(0, None, 2));
+                }
+                view.to_owned()
+            }
+        })
     }
 
     /// The level-`level` chunk over `region` from its complete accumulator.
@@ -651,16 +746,24 @@ mod tests {
     #[test]
     fn chunked_levels_equal_whole_array_reductions() {
         let x = input(&[2, 37, 53]);
-        for method in [
+        // Odd chunks: blocks straddle chunks (whole-region accumulators); even chunks: each
+        // chunk is reduced on arrival (except the Gaussian, which needs its halo).
+        let methods = [
             PyramidMethod::Mean,
             PyramidMethod::Nearest,
             PyramidMethod::Gaussian,
-        ] {
-            let levels = run(&x, &[1, 2], 5, method, DType::F64);
+        ];
+        let cases = [5, 4].into_iter().flat_map(|c| methods.map(|m| (c, m)));
+        for (chunk, method) in cases {
+            let levels = run(&x, &[1, 2], chunk, method, DType::F64);
             assert_eq!(levels[0], x);
             for k in 1..levels.len() {
                 let want = whole(&levels[k - 1], &[1, 2], method);
-                assert_eq!(levels[k].shape(), want.shape(), "{method:?} level {k}");
+                assert_eq!(
+                    levels[k].shape(),
+                    want.shape(),
+                    "{method:?} {chunk} level {k}"
+                );
                 let err = levels[k]
                     .iter()
                     .zip(want.iter())

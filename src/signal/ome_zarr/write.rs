@@ -631,13 +631,27 @@ fn resume_sets(job: &Job, store: &AtomicDirStore, file: &str) -> Result<(ChunkFl
 }
 
 /// The engine's blocks: whole level-0 chunks, as many per axis as the data's own chunks
-/// hold (so each source chunk is read once), within an eighth of the memory budget.
+/// hold (so each source chunk is read once), and along the downsampled axes up to the
+/// footprint of one top-level chunk (square tiles, so that a block completes whole chunks
+/// of every level up to the top instead of leaving a row of accumulators open across the
+/// image); at most an eighth of the memory budget, shrinking the other axes first.
 fn block_shape(job: &Job, data_grid: &ChunkGrid, budget: u64) -> Vec<usize> {
-    let level0 = &job.geometry.levels[0];
-    let mut mult: Vec<usize> = (0..level0.shape.len())
+    let g = &job.geometry;
+    let level0 = &g.levels[0];
+    let ndim = level0.shape.len();
+    let top = 1usize
+        .checked_shl((g.levels.len() - 1) as u32)
+        .unwrap_or(usize::MAX);
+    let mut mult: Vec<usize> = (0..ndim)
         .map(|a| {
+            let w = level0.write_chunks[a];
             let own = data_grid.axis_chunks(a).first().copied().unwrap_or(1);
-            (own / level0.write_chunks[a]).max(1)
+            let wanted = if g.downsampled.contains(&a) {
+                (own / w).max(top)
+            } else {
+                own / w
+            };
+            wanted.clamp(1, level0.shape[a].div_ceil(w))
         })
         .collect();
     let bytes = |m: &[usize]| -> u64 {
@@ -647,33 +661,18 @@ fn block_shape(job: &Job, data_grid: &ChunkGrid, budget: u64) -> Vec<usize> {
             * job.dtype.size() as u64
     };
     while bytes(&mult) > (budget / 8).max(1) {
-        let Some(a) = (0..mult.len())
-            .filter(|&a| mult[a] > 1)
+        let shrink = (0..ndim)
+            .filter(|&a| mult[a] > 1 && !g.downsampled.contains(&a))
             .max_by_key(|&a| mult[a])
-        else {
+            .or_else(|| (0..ndim).filter(|&a| mult[a] > 1).max_by_key(|&a| mult[a]));
+        let Some(a) = shrink else {
             break;
         };
         mult[a] /= 2;
     }
-    (0..mult.len())
+    (0..ndim)
         .map(|a| (mult[a] * level0.write_chunks[a]).min(level0.shape[a]))
         .collect()
-}
-
-/// Memory the accumulators may need: per level above 0, two rows of chunks across the
-/// plane plus two per worker.
-fn fold_reserve(job: &Job, threads: usize) -> u64 {
-    let g = &job.geometry;
-    (1..g.levels.len())
-        .map(|k| {
-            let level = &g.levels[k];
-            let grid = level.grid.grid_shape();
-            let row: usize = g.downsampled[1..].iter().map(|&a| grid[a]).product();
-            let open = (2 * row + 2 * threads).min(level.grid.num_chunks()) as u64;
-            let source = g.source_region(k, &vec![0; level.shape.len()]);
-            open * source.len() as u64 * 8
-        })
-        .sum()
 }
 
 /// Writes `signal` as an OME-Zarr multiscale image at `path` (see the module
@@ -760,7 +759,8 @@ pub fn write_ome_zarr(
         keys.extend(level.grid.indices().map(|ix| job.chunk_key(k, &ix)));
     }
     let plan = store.begin_writes(&keys).map_err(store_err(&file))?;
-    let reserve = fold_reserve(&job, exec.threads);
+    let fold = PyramidFold::new(job.geometry.clone(), job.dtype, needed.clone());
+    let reserve = fold.reserve_bytes(exec.threads);
     let queue_bytes = (exec.memory_budget / 8).max(1);
     let mut engine = exec.clone();
     engine.memory_budget = exec
@@ -779,7 +779,7 @@ pub fn write_ome_zarr(
     let sink = PyramidSink {
         job: &job,
         file: file.clone(),
-        fold: PyramidFold::new(job.geometry.clone(), job.dtype, needed.clone()),
+        fold,
         encoders,
         committer: Committer::new(plan, COMMIT_THREADS, queue_bytes),
         stored,
