@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use lazyspy::signal::{SignalData, Value, open_hspy, read_hspy_file};
 use lazyspy::{ChunkSource, ExecConfig, Region};
-use serde_json::Value as J;
 use support::sidecar::*;
 
 fn fixtures_dir() -> PathBuf {
@@ -19,13 +18,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 fn hdf5_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "hspy" || e == "hdf5"))
-        .collect();
-    v.sort();
-    v
+    files_with_ext(dir, &["hspy", "hdf5"])
 }
 
 /// Compares one file with its sidecar: tree and data. Returns the problems.
@@ -36,53 +29,15 @@ fn check_file(p: &Path) -> Vec<String> {
         Ok(f) => f,
         Err(e) => return vec![format!("{name}: {e}")],
     };
-    let mut c = Cmp::new();
-    c.cmp(
-        "root_attributes",
-        &to_sidecar(&Value::Dict(file.root_attributes.clone())),
-        &exp["root_attributes"],
-    );
-    c.cmp(
-        "format_version_as_read",
-        &J::from(file.version.to_string()),
-        &exp["format_version_as_read"],
-    );
-    let exp_signals = exp["signals"].as_array().expect("signals");
-    if exp_signals.len() != file.signals.len() {
-        c.errors.push(format!(
-            "{} signals, expected {}",
-            file.signals.len(),
-            exp_signals.len()
-        ));
-    }
-    let mut order_errors = Vec::new();
-    for (i, (s, e)) in file.signals.iter().zip(exp_signals).enumerate() {
+    let (tree_errors, deferred) = compare_file_tree(&file, &exp, &exp_ordered, |s| {
         let mut mine = signal_json(s, false);
         mine["storage"] = to_sidecar(&Value::Dict(s.data.storage.clone()));
-        let mut e = e.clone();
-        let ed = e["data"].as_object_mut().unwrap();
-        for k in ["sha256", "first", "last", "sum", "ragged"] {
-            ed.remove(k);
-        }
-        c.cmp(&format!("signals/{i}"), &mine, &e);
-        if let Some(Json::Array(sigs)) = exp_ordered.get("signals") {
-            signal_order(&format!("signals/{i}"), s, &sigs[i], &mut order_errors);
-        }
-    }
-    c.cmp(
-        "standalone_models",
-        &J::Array(
-            file.standalone_models
-                .iter()
-                .map(|d| to_sidecar(&Value::Dict(d.clone())))
-                .collect(),
-        ),
-        &exp["standalone_models"],
-    );
-    let mut errors: Vec<String> = c.errors.iter().map(|e| format!("{name}: {e}")).collect();
-    errors.extend(order_errors.into_iter().map(|e| format!("{name}: {e}")));
+        mine
+    });
+    let exp_signals = exp["signals"].as_array().expect("signals");
+    let mut errors: Vec<String> = tree_errors.iter().map(|e| format!("{name}: {e}")).collect();
     errors.extend(
-        c.deferred
+        deferred
             .iter()
             .map(|d| format!("{name}: values not read: {d}")),
     );

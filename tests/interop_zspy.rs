@@ -24,6 +24,8 @@
 
 #[path = "support/python.rs"]
 mod python;
+mod support;
+use support::sidecar::{files_with_ext, fixtures_dir, legacy_dir, sidecar_of};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -34,25 +36,12 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn fixtures_dir() -> PathBuf {
-    manifest_dir().join("tests/data/hyperspy")
-}
-
 fn checker() -> PathBuf {
     manifest_dir().join("tests/interop/zspy_check.py")
 }
 
 fn lazyspy() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lazyspy"))
-}
-
-/// `<file>.expected.json` next to `file`.
-fn sidecar_of(file: &Path) -> PathBuf {
-    let name = format!(
-        "{}.expected.json",
-        file.file_name().unwrap().to_string_lossy()
-    );
-    file.with_file_name(name)
 }
 
 fn read_sidecar(file: &Path) -> J {
@@ -63,38 +52,13 @@ fn read_sidecar(file: &Path) -> J {
 
 /// Fixtures in `dir` whose name ends in `.ext` and that have a sidecar, sorted.
 fn fixtures_in(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == ext) && sidecar_of(p).is_file())
-        .collect();
-    v.sort();
+    let mut v = files_with_ext(dir, &[ext]);
+    v.retain(|p| sidecar_of(p).is_file());
     v
 }
 
-/// `shared/fixtures/rsciio-legacy`, or `None` (with a note) when it is not there; under
-/// `CI=true` its absence fails the test.
-fn legacy_dir(test_name: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("LAZYSPY_SHARED_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("../shared/fixtures"));
-    let dir = base.join("rsciio-legacy");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let msg = format!(
-        "{test_name}: legacy fixtures {} not found (set LAZYSPY_SHARED_FIXTURES)",
-        dir.display()
-    );
-    if python::ci() {
-        panic!("{msg} (CI=true: legacy fixtures must be checked)");
-    }
-    eprintln!("SKIPPED part: {msg}");
-    None
-}
-
 /// Every `.zspy` fixture with a sidecar: the generated ones, then the legacy ones.
-fn zspy_fixtures(test_name: &str) -> Vec<PathBuf> {
+fn all_zspy_fixtures() -> Vec<PathBuf> {
     let mut v = fixtures_in(&fixtures_dir(), "zspy");
     assert!(
         v.len() >= 20,
@@ -102,7 +66,7 @@ fn zspy_fixtures(test_name: &str) -> Vec<PathBuf> {
         fixtures_dir().display(),
         v.len()
     );
-    if let Some(dir) = legacy_dir(test_name) {
+    if let Some(dir) = legacy_dir("rsciio-legacy") {
         v.extend(fixtures_in(&dir, "zspy"));
     }
     v
@@ -232,7 +196,7 @@ fn checker_accepts_every_reference_fixture() {
     let Some(py) = python::require_python("checker_accepts_every_reference_fixture") else {
         return;
     };
-    let fixtures = zspy_fixtures("checker_accepts_every_reference_fixture");
+    let fixtures = all_zspy_fixtures();
     let failures: Vec<String> = fixtures
         .iter()
         .filter_map(|f| check(&py, f, &sidecar_of(f), &[]).err())
@@ -383,7 +347,7 @@ fn converted_zspy_fixtures_read_back_in_rosettasciio() {
     };
     assert_no_failures(&convert_and_check(
         &py,
-        &zspy_fixtures(name),
+        &all_zspy_fixtures(),
         &[],
         "out.zspy",
     ));
@@ -460,7 +424,7 @@ fn converted_hspy_fixtures_read_back_in_rosettasciio() {
 #[test]
 fn info_json_describes_every_zspy_fixture() {
     let mut failures = Vec::new();
-    let fixtures = zspy_fixtures("info_json_describes_every_zspy_fixture");
+    let fixtures = all_zspy_fixtures();
     for f in &fixtures {
         let out = run_lazyspy(&["info".as_ref(), f.as_os_str(), "--json".as_ref()]);
         let name = fixture_name(f);
@@ -601,7 +565,7 @@ fn json_num_eq(a: &J, b: &J) -> bool {
 fn stats_json_agrees_with_every_numeric_fixture() {
     let mut failures = Vec::new();
     let mut checked = 0;
-    for f in zspy_fixtures("stats_json_agrees_with_every_numeric_fixture") {
+    for f in all_zspy_fixtures() {
         let side = read_sidecar(&f);
         let name = fixture_name(&f);
         for (i, e) in side["signals"].as_array().unwrap().iter().enumerate() {

@@ -14,12 +14,11 @@ use support::sidecar::*;
 use std::path::{Path, PathBuf};
 
 use lazyspy::signal::hierarchy::{read_hierarchical, write_signal_metadata};
-use lazyspy::signal::json::Json;
 use lazyspy::signal::{
     Array, ArrayDType, ArrayData, DatasetValue, Dict, GroupWrite, MemFlavor, MemGroup, SignalError,
     SignalTree, Value, ZarrDirWriter, dict2group, group2dict, read_zspy_file,
 };
-use serde_json::{Value as J, json};
+use serde_json::json;
 
 // ------------------------------------------------------------------------------------
 // Fixture checks
@@ -29,82 +28,15 @@ use serde_json::{Value as J, json};
 fn check_fixture(p: &Path) -> (Vec<String>, Vec<String>) {
     let (exp, exp_ordered) = sidecar(p);
     let file = read_zspy_file(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let mut c = Cmp::new();
-    c.cmp(
-        "root_attributes",
-        &to_sidecar(&Value::Dict(file.root_attributes.clone())),
-        &exp["root_attributes"],
-    );
-    c.cmp(
-        "format_version_as_read",
-        &J::from(file.version.to_string()),
-        &exp["format_version_as_read"],
-    );
-    let exp_signals = exp["signals"].as_array().expect("signals");
-    if exp_signals.len() != file.signals.len() {
-        c.errors.push(format!(
-            "{} signals, expected {}",
-            file.signals.len(),
-            exp_signals.len()
-        ));
-    }
-    let mut order_errors = Vec::new();
-    for (i, (s, e)) in file.signals.iter().zip(exp_signals).enumerate() {
-        let mine = signal_json(s, false);
-        let mut e = e.clone();
-        // Top-level chunk data is not read here: compare its description only.
-        let ed = e["data"].as_object_mut().unwrap();
-        for k in ["sha256", "first", "last", "sum", "ragged"] {
-            ed.remove(k);
-        }
-        c.cmp(&format!("signals/{i}"), &mine, &e);
-        if let Some(Json::Array(sigs)) = exp_ordered.get("signals") {
-            signal_order(&format!("signals/{i}"), s, &sigs[i], &mut order_errors);
-        }
-        // Typed views agree with the dicts.
+    let out = compare_file_tree(&file, &exp, &exp_ordered, |s| signal_json(s, false));
+    // Typed views agree with the dicts.
+    for s in &file.signals {
         assert_eq!(s.axes.len(), s.data.shape.len(), "{}", p.display());
         for (k, ax) in s.axes.iter().enumerate() {
             assert_eq!(ax.size(), Some(s.data.shape[k]), "{} axis {k}", p.display());
         }
     }
-    c.cmp(
-        "standalone_models",
-        &J::Array(
-            file.standalone_models
-                .iter()
-                .map(|d| to_sidecar(&Value::Dict(d.clone())))
-                .collect(),
-        ),
-        &exp["standalone_models"],
-    );
-    c.errors.extend(order_errors);
-    (c.errors, c.deferred)
-}
-
-/// The `.zspy` stores (directories and zip files) of a legacy fixture folder; `None` (with
-/// a note) when the folder is missing outside CI. With `CI=true` a missing folder fails.
-fn legacy_zspy(folder: &str) -> Option<Vec<PathBuf>> {
-    let dir = shared_fixtures().join(folder);
-    if !dir.is_dir() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "CI=true but the legacy fixtures {} are missing",
-                dir.display()
-            );
-        }
-        eprintln!(
-            "SKIP: {} not found: legacy .zspy stores not checked",
-            dir.display()
-        );
-        return None;
-    }
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "zspy"))
-        .collect();
-    v.sort();
-    Some(v)
+    out
 }
 
 fn check_all(fixtures: &[PathBuf]) -> (usize, Vec<String>, Vec<String>) {

@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use support::sidecar::*;
 
 use lazyspy::signal::{
@@ -18,32 +18,6 @@ use lazyspy::signal::{
 };
 use lazyspy::{ChunkSource, DType, Error, ExecConfig, Region};
 use serde_json::Value as J;
-
-/// The `.zspy` stores of a legacy folder; `None` (with a note) when it is missing outside
-/// CI; with `CI=true` a missing folder fails the test.
-fn legacy_zspy(folder: &str) -> Option<Vec<PathBuf>> {
-    let dir = shared_fixtures().join(folder);
-    if !dir.is_dir() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "CI=true but the legacy fixtures {} are missing",
-                dir.display()
-            );
-        }
-        eprintln!(
-            "SKIP: {} not found: legacy .zspy data not checked",
-            dir.display()
-        );
-        return None;
-    }
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "zspy"))
-        .collect();
-    v.sort();
-    Some(v)
-}
 
 /// The packed bytes of a raw array in little-endian order (structured records field by
 /// field), as the sidecars hash them.

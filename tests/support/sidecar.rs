@@ -12,10 +12,18 @@ use lazyspy::signal::{Array, ArrayDType, ArrayData, SignalTree, Value};
 use lazyspy::{C128, DType, DynArray};
 use serde_json::{Value as J, json};
 
+/// `<file>.expected.json` next to `file`.
+pub fn sidecar_of(file: &Path) -> PathBuf {
+    let name = format!(
+        "{}.expected.json",
+        file.file_name().unwrap().to_string_lossy()
+    );
+    file.with_file_name(name)
+}
+
 /// The sidecar of fixture `p`, as serde JSON and as the ordered JSON of the library.
 pub fn sidecar(p: &Path) -> (J, Json) {
-    let name = format!("{}.expected.json", p.file_name().unwrap().to_string_lossy());
-    let text = std::fs::read_to_string(p.with_file_name(name)).expect("sidecar");
+    let text = std::fs::read_to_string(sidecar_of(p)).expect("sidecar");
     (
         serde_json::from_str(&text).expect("sidecar JSON"),
         sjson::parse(&text).expect("sidecar JSON (ordered)"),
@@ -556,13 +564,24 @@ pub fn fixtures_dir() -> PathBuf {
 
 /// The `.zspy` fixtures (directories and zip), sorted.
 pub fn zspy_fixtures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
-        .expect("tests/data/hyperspy exists")
+    files_with_ext(&fixtures_dir(), &["zspy"])
+}
+
+/// The entries of `dir` whose extension is one of `exts`, sorted.
+pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "zspy"))
+        .filter(|p| p.extension().is_some_and(|e| exts.iter().any(|x| e == *x)))
         .collect();
     v.sort();
     v
+}
+
+/// The `.zspy` stores (directories and zip files) of the legacy fixture folder `name`
+/// (see [`legacy_dir`]: `None` outside CI when it is missing, a failure under `CI=true`).
+pub fn legacy_zspy(name: &str) -> Option<Vec<PathBuf>> {
+    legacy_dir(name).map(|d| files_with_ext(&d, &["zspy"]))
 }
 
 /// Where the shared fixtures live: `$LAZYSPY_SHARED_FIXTURES`, else `../shared/fixtures`
@@ -586,4 +605,59 @@ pub fn legacy_dir(name: &str) -> Option<PathBuf> {
     }
     eprintln!("note: legacy fixtures {} not found; skipped", d.display());
     None
+}
+
+/// Compares the tree of a whole file (root attributes, format version, every signal's
+/// description, standalone models) with its sidecar `exp` / `exp_ordered` (key order
+/// included). `mine_of` gives a signal's sidecar JSON; the top-level data values are not
+/// compared here (only their description). Returns (errors, deferred arrays).
+pub fn compare_file_tree(
+    file: &lazyspy::signal::HierarchicalFile,
+    exp: &J,
+    exp_ordered: &Json,
+    mine_of: impl Fn(&SignalTree) -> J,
+) -> (Vec<String>, Vec<String>) {
+    let mut c = Cmp::new();
+    c.cmp(
+        "root_attributes",
+        &to_sidecar(&Value::Dict(file.root_attributes.clone())),
+        &exp["root_attributes"],
+    );
+    c.cmp(
+        "format_version_as_read",
+        &J::from(file.version.to_string()),
+        &exp["format_version_as_read"],
+    );
+    let exp_signals = exp["signals"].as_array().expect("signals");
+    if exp_signals.len() != file.signals.len() {
+        c.errors.push(format!(
+            "{} signals, expected {}",
+            file.signals.len(),
+            exp_signals.len()
+        ));
+    }
+    let mut order_errors = Vec::new();
+    for (i, (s, e)) in file.signals.iter().zip(exp_signals).enumerate() {
+        let mut e = e.clone();
+        let ed = e["data"].as_object_mut().unwrap();
+        for k in ["sha256", "first", "last", "sum", "ragged"] {
+            ed.remove(k);
+        }
+        c.cmp(&format!("signals/{i}"), &mine_of(s), &e);
+        if let Some(Json::Array(sigs)) = exp_ordered.get("signals") {
+            signal_order(&format!("signals/{i}"), s, &sigs[i], &mut order_errors);
+        }
+    }
+    c.cmp(
+        "standalone_models",
+        &J::Array(
+            file.standalone_models
+                .iter()
+                .map(|d| to_sidecar(&Value::Dict(d.clone())))
+                .collect(),
+        ),
+        &exp["standalone_models"],
+    );
+    c.errors.extend(order_errors);
+    (c.errors, c.deferred)
 }
